@@ -1,0 +1,1 @@
+"""cdomain: deep learning directly on compressed images."""

@@ -1,0 +1,1 @@
+"""cdomain.cli"""

@@ -1,0 +1,1 @@
+"""JPEG coefficient codec: read quantized DCT coefficients, tables, quality."""

@@ -1,0 +1,1 @@
+"""Numba kernels for DCT-domain work (installed as ``cdomain.kernels``)."""

@@ -1,0 +1,1 @@
+"""Networks for compressed-domain inputs (installed as ``cdomain.models``)."""
