@@ -1,0 +1,139 @@
+"""read_coefficients: JPEG bytes, path or file object -> :class:`DCTImage`.
+
+The header is parsed and validated in Python first (:mod:`cdomain.jpeg.markers`), so that
+unsupported or malformed files are rejected with a :class:`JPEGError` before any decoder runs.
+Entropy decoding is then done by a backend; ``"jpeglib"`` wraps libjpeg through the jpeglib
+package (bit-exact with libjpeg by construction).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import ctypes
+import os
+import tempfile
+from typing import BinaryIO, Iterator, Union
+
+import numpy as np
+
+from cdomain.jpeg.errors import JPEGError
+from cdomain.jpeg.image import DCTImage
+from cdomain.jpeg.markers import JPEGHeader, parse_header
+
+Source = Union[str, "os.PathLike[str]", bytes, bytearray, memoryview, BinaryIO]
+
+BACKENDS = ("auto", "jpeglib")
+
+
+def read_coefficients(src: Source, *, backend: str = "auto") -> DCTImage:
+    """Decode a JPEG as far as its quantized DCT coefficients.
+
+    Args:
+        src: a path, the file's bytes, or a binary file object open for reading.
+        backend: ``"auto"`` (the default, currently ``"jpeglib"``) or ``"jpeglib"``.
+
+    Raises:
+        JPEGError: the source is missing, not a JPEG, truncated, corrupt, or uses an unsupported
+            feature (12-bit, lossless, hierarchical, arithmetic coding, CMYK/YCCK). The message
+            names the source and the cause.
+    """
+    if backend not in BACKENDS:
+        raise ValueError(f"unknown backend {backend!r}; choose from {', '.join(BACKENDS)}")
+    data, source, path = _load(src)
+    header = parse_header(data, source)
+    return _decode_with_jpeglib(data, header, path)
+
+
+def _load(src: Source) -> tuple[bytes, str, str | None]:
+    """Return the JPEG's bytes, a name for messages, and its path when it is a file on disk."""
+    if isinstance(src, (bytes, bytearray, memoryview)):
+        return bytes(src), "<bytes>", None
+    if isinstance(src, (str, os.PathLike)):
+        path = os.fspath(src)
+        try:
+            with open(path, "rb") as handle:
+                return handle.read(), path, path
+        except OSError as error:
+            raise JPEGError(path, f"cannot read file: {error.strerror or error}") from error
+    if hasattr(src, "read"):
+        name = str(getattr(src, "name", "<stream>"))
+        data = src.read()
+        if not isinstance(data, (bytes, bytearray)):
+            raise TypeError(f"{name}: file object must be opened in binary mode")
+        return bytes(data), name, None
+    raise TypeError(f"cannot read a JPEG from {type(src).__name__}; pass a path, bytes or a binary file")
+
+
+@contextlib.contextmanager
+def _file_path_for(data: bytes) -> Iterator[str]:
+    """A filesystem path holding ``data`` for libraries that only open paths.
+
+    Uses an anonymous in-memory file (Linux ``memfd``) so nothing touches the disk; falls back to
+    a temporary file elsewhere.
+    """
+    if hasattr(os, "memfd_create"):
+        fd = os.memfd_create("cdomain-jpeg", os.MFD_CLOEXEC)
+        try:
+            view = memoryview(data)
+            while view:
+                view = view[os.write(fd, view) :]
+            yield f"/proc/self/fd/{fd}"
+        finally:
+            os.close(fd)
+        return
+    handle = tempfile.NamedTemporaryFile(suffix=".jpg", delete=False)
+    try:
+        with handle:
+            handle.write(data)
+        yield handle.name
+    finally:
+        os.unlink(handle.name)
+
+
+def _decode_with_jpeglib(data: bytes, header: JPEGHeader, path: str | None) -> DCTImage:
+    """Entropy-decode with libjpeg (via jpeglib's bundled library), straight from a path.
+
+    jpeglib's public ``read_dct`` copies every file to a temporary file and runs a separate
+    header pass; this calls the same C entry point directly on the original path (or an
+    in-memory file for bytes), with buffers sized from the already validated header.
+    """
+    from jpeglib._bind import CJpegLib
+
+    source = header.source
+    count = len(header.components)
+    planes = [np.zeros((*header.block_dims(i), 8, 8), dtype=np.int16) for i in range(count)]
+    tables = np.zeros((4, 64), dtype=np.uint16)
+    table_numbers = np.full(4, -1, dtype=np.int16)
+    pointers = [plane.ctypes.data_as(ctypes.c_void_p) for plane in planes] + [None] * (4 - count)
+
+    def call(file_path: str) -> int:
+        return CJpegLib.get().read_jpeg_dct(
+            CJpegLib.cstr(file_path),
+            *pointers,
+            tables.ctypes.data_as(ctypes.c_void_p),
+            table_numbers.ctypes.data_as(ctypes.c_void_p),
+        )
+
+    if path is not None:
+        status = call(path)
+    else:
+        with _file_path_for(data) as memory_path:
+            status = call(memory_path)
+    if status == 0:
+        raise JPEGError(source, "libjpeg could not decode the entropy-coded data (corrupt file)")
+    quant_tables = []
+    for i in range(count):
+        number = int(table_numbers[i])
+        if not 0 <= number < 4 or not tables[number].any():
+            raise JPEGError(source, f"component {i} has no quantization table")
+        quant_tables.append(tables[number].reshape(8, 8).copy())
+    return DCTImage(
+        coefficients=tuple(planes),
+        quant_tables=tuple(quant_tables),
+        sampling=tuple((c.v_samp, c.h_samp) for c in header.components),
+        height=header.height,
+        width=header.width,
+        color_space=header.color_space,
+        progressive=header.progressive,
+        source=source,
+    )
