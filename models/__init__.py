@@ -1,1 +1,22 @@
-"""Networks for compressed-domain inputs (installed as ``cdomain.models``)."""
+"""Networks for compressed-domain inputs (installed as ``cdomain.models``).
+
+Use the registry: ``create_model(name, num_classes=..., fbs=...)``, ``list_models()`` and
+``model_config(model)``; every model describes its input in ``model.input_spec``.
+"""
+
+from .base import ClassifierNet, check_fbs, example_inputs
+from .registry import create_model, is_model, list_models, model_config, register_model
+
+# Importing the family modules registers their entry points.
+from . import resnet, resnet_dct  # noqa: E402,F401  isort: skip
+
+__all__ = [
+    "ClassifierNet",
+    "check_fbs",
+    "create_model",
+    "example_inputs",
+    "is_model",
+    "list_models",
+    "model_config",
+    "register_model",
+]

@@ -1,0 +1,100 @@
+"""The interface every cdomain classifier shares, and the description of its input.
+
+Each model exposes ``forward_features`` (inputs -> last feature map), ``forward_head``
+(feature map -> logits, or pooled features with ``pre_logits=True``), ``reset_classifier`` and
+``input_spec``, a plain dict that says which tensors ``forward`` takes:
+
+``input``     ``"rgb"``, ``"dct"`` or ``"latent"``
+``layout``    ``"rgb"`` (``[B, 3, H, W]``), ``"merged"`` (``[B, 3n, H/8, W/8]``),
+              ``"split"`` (``y [B, n, H/8, W/8]``, ``cbcr [B, 2n, H/16, W/16]``) or
+              ``"latent"`` (``y_hat``, ``sigma_hat``, each ``[B, M, H/16, W/16]``)
+``fbs``       n, the lowest zigzag frequencies kept per colour component, or ``None``
+``channels``  channels of the input (an int), or one int per input tensor (a tuple)
+``stride``    pixels per input position, an int or one per input tensor
+"""
+
+from __future__ import annotations
+
+import math
+
+import torch
+from torch import nn
+
+__all__ = ["ClassifierNet", "check_fbs", "example_inputs"]
+
+_LAYOUTS = {"rgb": "rgb", "merged": "dct", "split": "dct", "latent": "latent"}
+
+
+def check_fbs(fbs: int, allowed: tuple[int, ...] | None = None) -> int:
+    """Validate a frequency band selection size n (1..64 coefficients of the 8x8 DCT)."""
+    if isinstance(fbs, bool) or not isinstance(fbs, int) or not 1 <= fbs <= 64:
+        raise ValueError(f"fbs must be an int in 1..64 (coefficients kept per 8x8 block), got {fbs!r}")
+    if allowed is not None and fbs not in allowed:
+        raise ValueError(f"fbs must be one of {allowed} for this model, got {fbs}")
+    return fbs
+
+
+class ClassifierNet(nn.Module):
+    """Base class: global average pooling and a linear classifier over ``forward_features``."""
+
+    input_spec: dict
+    num_features: int
+
+    def __init__(self, num_classes: int, num_features: int, input_spec: dict, drop_rate: float = 0.0):
+        super().__init__()
+        if input_spec["layout"] not in _LAYOUTS or _LAYOUTS[input_spec["layout"]] != input_spec["input"]:
+            raise ValueError(f"inconsistent input_spec {input_spec}")
+        if num_classes < 0:
+            raise ValueError(f"num_classes must be >= 0 (0 removes the classifier), got {num_classes}")
+        self.input_spec = dict(input_spec)
+        self.num_features = num_features
+        self.drop_rate = drop_rate
+        self.global_pool = nn.AdaptiveAvgPool2d(1)
+        self.num_classes = num_classes
+        self.fc = self._make_fc(num_classes)
+
+    def _make_fc(self, num_classes: int) -> nn.Module:
+        return nn.Linear(self.num_features, num_classes) if num_classes > 0 else nn.Identity()
+
+    def reset_classifier(self, num_classes: int) -> None:
+        """Replace the classifier with a freshly initialised one (0 leaves pooled features)."""
+        if num_classes < 0:
+            raise ValueError(f"num_classes must be >= 0, got {num_classes}")
+        self.num_classes = num_classes
+        self.fc = self._make_fc(num_classes)
+
+    def get_classifier(self) -> nn.Module:
+        return self.fc
+
+    def forward_features(self, *inputs: torch.Tensor) -> torch.Tensor:
+        raise NotImplementedError
+
+    def forward_head(self, x: torch.Tensor, pre_logits: bool = False) -> torch.Tensor:
+        x = self.global_pool(x).flatten(1)
+        if self.drop_rate > 0:
+            x = nn.functional.dropout(x, p=self.drop_rate, training=self.training)
+        return x if pre_logits else self.fc(x)
+
+    def forward(self, *inputs: torch.Tensor) -> torch.Tensor:
+        return self.forward_head(self.forward_features(*inputs))
+
+    def example_inputs(self, batch_size: int = 2, image_size: int | tuple[int, int] = 224,
+                       generator: torch.Generator | None = None) -> tuple[torch.Tensor, ...]:
+        return example_inputs(self.input_spec, batch_size, image_size, generator)
+
+
+def example_inputs(spec: dict, batch_size: int = 2, image_size: int | tuple[int, int] = 224,
+                   generator: torch.Generator | None = None) -> tuple[torch.Tensor, ...]:
+    """Random tensors shaped as ``spec`` expects for an ``image_size`` pixel image.
+
+    Grids are rounded up (a partial 8x8 block or latent position still exists), never below 1.
+    """
+    h, w = (image_size, image_size) if isinstance(image_size, int) else image_size
+    channels = spec["channels"]
+    strides = spec["stride"]
+    channels = (channels,) if isinstance(channels, int) else tuple(channels)
+    strides = (strides,) * len(channels) if isinstance(strides, int) else tuple(strides)
+    return tuple(
+        torch.randn(batch_size, c, max(1, math.ceil(h / s)), max(1, math.ceil(w / s)), generator=generator)
+        for c, s in zip(channels, strides)
+    )
