@@ -19,7 +19,7 @@ from . import reference
 #: Below this many 8x8 blocks per call the serial kernels are used.
 PARALLEL_MIN_BLOCKS = 4096
 
-_DCT = reference.dct_matrix()
+_DCT = reference.dct_matrix_scaled()
 _CR_R, _CB_B, _CR_G, _CB_G = reference.ycbcr_tables()
 _SCALEBITS = reference.SCALEBITS
 _FIX_Y = (reference.fix(0.29900), reference.fix(0.58700), reference.fix(0.11400))
@@ -137,7 +137,8 @@ def requantize(coef, table_from, table_to):
 
 @_jit
 def _idct_block(src, dst, d, scale):
-    """``dst = d^T (src * scale) d`` for one 8x8 block, in float64 (separable, two passes)."""
+    """``dst = d^T (src * scale) d / 8`` for one 8x8 block, in float64 (separable, two passes);
+    ``d`` is ``reference.dct_matrix_scaled()``."""
     tmp = np.empty((8, 8), np.float64)
     for u in range(8):
         for x in range(8):
@@ -150,12 +151,12 @@ def _idct_block(src, dst, d, scale):
             acc = 0.0
             for u in range(8):
                 acc += d[u, y] * tmp[u, x]
-            dst[y, x] = acc
+            dst[y, x] = acc * 0.125
 
 
 @_jit
 def _fdct_block(src, dst, d, offset):
-    """``dst = d (src + offset) d^T`` for one 8x8 block, in float64."""
+    """``dst = d (src + offset) d^T / 8`` for one 8x8 block, in float64."""
     tmp = np.empty((8, 8), np.float64)
     for y in range(8):
         for v in range(8):
@@ -168,7 +169,7 @@ def _fdct_block(src, dst, d, offset):
             acc = 0.0
             for y in range(8):
                 acc += d[u, y] * tmp[y, v]
-            dst[u, v] = acc
+            dst[u, v] = acc * 0.125
 
 
 @_jit

@@ -48,6 +48,20 @@ def dct_matrix() -> np.ndarray:
     return matrix
 
 
+def dct_matrix_scaled() -> np.ndarray:
+    """``dct_matrix() * sqrt(8)``, computed so that its first row is exactly 1.
+
+    The kernels compute ``D^T F D`` as ``E^T F E / 8`` with this ``E``: in floating point the
+    DC term then is exactly ``F[0, 0] / 8``, so a flat block whose value is ``k + 0.5`` rounds
+    up like libjpeg's integer IDCT instead of landing a hair below the half.
+    """
+    k = np.arange(8)[:, None]
+    x = np.arange(8)[None, :]
+    matrix = np.sqrt(2.0) * np.cos((2 * x + 1) * k * np.pi / 16)
+    matrix[0] = 1.0
+    return matrix
+
+
 def _table_values(quant_table: np.ndarray) -> np.ndarray:
     """A table as int64, with axes added so it broadcasts against ``[..., bh, bw, 8, 8]``."""
     table = np.asarray(quant_table).astype(np.int64)
@@ -122,14 +136,14 @@ def idct_8x8(blocks: np.ndarray) -> np.ndarray:
     ``f[y, x] = 1/4 sum_u sum_v C(u) C(v) F[u, v] cos((2y+1) u pi/16) cos((2x+1) v pi/16)``,
     computed in float64 and returned as float32.
     """
-    d = dct_matrix()
-    return (d.T @ np.asarray(blocks, dtype=np.float64) @ d).astype(np.float32)
+    e = dct_matrix_scaled()
+    return (e.T @ np.asarray(blocks, dtype=np.float64) @ e / 8).astype(np.float32)
 
 
 def fdct_8x8(blocks: np.ndarray) -> np.ndarray:
     """Orthonormal 2-D forward DCT (T.81 A.3.3 FDCT) of float32 ``[..., 8, 8]`` blocks."""
-    d = dct_matrix()
-    return (d @ np.asarray(blocks, dtype=np.float64) @ d.T).astype(np.float32)
+    e = dct_matrix_scaled()
+    return (e @ np.asarray(blocks, dtype=np.float64) @ e.T / 8).astype(np.float32)
 
 
 def samples_from_blocks(coefficients: np.ndarray, quant_table: np.ndarray) -> np.ndarray:
@@ -140,8 +154,8 @@ def samples_from_blocks(coefficients: np.ndarray, quant_table: np.ndarray) -> np
     ``jidctint.c`` by at most one grey level on a few samples.
     """
     values = coefficients.astype(np.float64) * _table_values(quant_table)
-    d = dct_matrix()
-    pixels = d.T @ values @ d + 128.0
+    e = dct_matrix_scaled()
+    pixels = e.T @ values @ e / 8 + 128.0
     pixels = np.clip(np.floor(pixels + 0.5), 0, 255).astype(np.uint8)
     *lead, bh, bw, _, _ = pixels.shape
     pixels = np.swapaxes(pixels, -3, -2)  # [..., bh, 8, bw, 8]
@@ -158,8 +172,8 @@ def blocks_from_samples(plane: np.ndarray, quant_table: np.ndarray) -> np.ndarra
     *lead, h, w = plane.shape
     blocks = plane.reshape(*lead, h // 8, 8, w // 8, 8)
     blocks = np.swapaxes(blocks, -3, -2).astype(np.float64) - 128.0  # [..., bh, bw, 8, 8]
-    d = dct_matrix()
-    values = d @ blocks @ d.T
+    e = dct_matrix_scaled()
+    values = e @ blocks @ e.T / 8
     table = _table_values(quant_table).astype(np.float64)
     quantized = np.sign(values) * np.floor(np.abs(values) / table + 0.5)
     return np.clip(quantized, -32768, 32767).astype(np.int16)
