@@ -66,8 +66,8 @@ def _kind(x: Any) -> str:
     """``"numpy"``, ``"torch"`` (CPU tensor) or ``"cuda"`` (CUDA tensor or device array)."""
     if _is_torch(x):
         return "cuda" if x.is_cuda else "torch"
-    if hasattr(x, "__cuda_array_interface__"):
-        return "cuda"
+    if hasattr(x, "__cuda_array_interface__") or type(x).__name__ == "FakeCUDAArray":
+        return "cuda"  # a Numba device array (the simulator's has no __cuda_array_interface__)
     return "numpy"
 
 
