@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import torch.nn.functional as F
 from torch import Tensor, nn
 
 __all__ = ["BasicBlock", "Bottleneck", "make_stage", "conv_bn_relu", "init_weights"]
@@ -15,8 +16,8 @@ def conv_bn_relu(in_ch: int, out_ch: int, kernel_size: int = 3, stride: int = 1)
     )
 
 
-def _shortcut(in_ch: int, out_ch: int, stride: int) -> nn.Module | None:
-    if stride == 1 and in_ch == out_ch:
+def _shortcut(in_ch: int, out_ch: int, stride: int, force: bool = False) -> nn.Module | None:
+    if stride == 1 and in_ch == out_ch and not force:
         return None
     return nn.Sequential(nn.Conv2d(in_ch, out_ch, 1, stride, bias=False), nn.BatchNorm2d(out_ch))
 
@@ -44,31 +45,46 @@ class BasicBlock(nn.Module):
 
 
 class Bottleneck(nn.Module):
-    """1x1 -> 3x3 -> 1x1 with 4x expansion (He et al. 2016, ResNet-50).
+    """1x1 -> kxk -> 1x1 with 4x expansion by default (He et al. 2016, ResNet-50).
 
     ``stride_in_1x1=True`` puts the stride on the first 1x1 convolution as in the original
-    network (3.86 GMACs at 224x224); ``False`` puts it on the 3x3 ("v1.5", torchvision and
-    timm, about 4.1 GMACs).
+    network and in Keras' ResNet50 (3.86 GMACs at 224x224); ``False`` puts it on the 3x3
+    ("v1.5", torchvision and timm, 4.09 GMACs). ``kernel_size`` other than 3 (with stride 1) is
+    used by the receptive-field-aware entry blocks of Gueguen et al. 2018 (kernels 1, 2, 3);
+    even kernels pad one extra row/column at the bottom/right, as TensorFlow's "same" does.
+    ``out_ch`` overrides the 4x expansion (the "Thinner" variants). ``project=True`` gives the
+    shortcut a 1x1 convolution even when the shapes already match, as Keras' ``conv_block`` (the
+    first block of every stage there) always does; ``None`` adds one only where needed.
     """
 
     expansion = 4
 
-    def __init__(self, in_ch: int, width: int, stride: int = 1, stride_in_1x1: bool = True):
+    def __init__(self, in_ch: int, width: int, stride: int = 1, stride_in_1x1: bool = True,
+                 kernel_size: int = 3, out_ch: int | None = None, project: bool | None = None):
         super().__init__()
-        out_ch = width * self.expansion
+        out_ch = width * self.expansion if out_ch is None else out_ch
         s1, s3 = (stride, 1) if stride_in_1x1 else (1, stride)
+        if kernel_size % 2 == 0 and s3 != 1:
+            raise ValueError("an even middle kernel needs stride 1 on the middle convolution")
+        # even kernels: pad (k-1)//2 before and the rest after, as TensorFlow's "same" does
+        before = (kernel_size - 1) // 2
+        self.pad = None if kernel_size % 2 else (before, kernel_size - 1 - before) * 2
         self.conv1 = nn.Conv2d(in_ch, width, 1, s1, bias=False)
         self.bn1 = nn.BatchNorm2d(width)
-        self.conv2 = nn.Conv2d(width, width, 3, s3, 1, bias=False)
+        self.conv2 = nn.Conv2d(width, width, kernel_size, s3, kernel_size // 2 if self.pad is None else 0,
+                               bias=False)
         self.bn2 = nn.BatchNorm2d(width)
         self.conv3 = nn.Conv2d(width, out_ch, 1, bias=False)
         self.bn3 = nn.BatchNorm2d(out_ch)
         self.relu = nn.ReLU(inplace=True)
-        self.downsample = _shortcut(in_ch, out_ch, stride)
+        self.downsample = _shortcut(in_ch, out_ch, stride, force=bool(project))
+        self.out_ch = out_ch
 
     def forward(self, x: Tensor) -> Tensor:
         identity = x if self.downsample is None else self.downsample(x)
         out = self.relu(self.bn1(self.conv1(x)))
+        if self.pad is not None:
+            out = F.pad(out, self.pad)
         out = self.relu(self.bn2(self.conv2(out)))
         out = self.bn3(self.conv3(out))
         return self.relu(out + identity)
