@@ -16,6 +16,9 @@ from numba import njit, prange
 
 from . import reference
 
+#: Whether the kernels that have a multi-threaded version may use it (``numba.set_num_threads``
+#: sets how many threads). Turn off in processes that already run one per core.
+PARALLEL = True
 #: Below this many 8x8 blocks per call the serial kernels are used.
 PARALLEL_MIN_BLOCKS = 4096
 
@@ -37,54 +40,77 @@ _pjit = njit(cache=True, nogil=True, parallel=True)
 
 
 @_jit
-def _dequantize_row(coef, table, zz, fy, fx, mean, std, normalize, out, b, i):
-    """One block row ``i`` of image ``b``: all ``n`` channels, ``fy`` output rows each."""
-    bw = coef.shape[2]
-    t = b if table.shape[0] > 1 else 0
-    for k in range(zz.shape[0]):
-        z = zz[k]
-        q = table[t, z]
-        m = mean[k]
-        s = std[k]
-        row = out[b, k, i * fy]
+def _dequantize_plane(coef, scale, zz, fy, fx, mean, std, normalize, out, b, k):
+    """Output channel ``k`` of image ``b``, written front to back.
+
+    ``coef`` is ``[B * bh * bw, 64]``. One channel at a time keeps the writes sequential (the
+    output is the bigger side); the reads gather one coefficient per block from the image's
+    blocks, which stay in cache. ``float32(c) * float32(q)`` is the correctly rounded exact
+    product, the same value as ``float32(c * q)`` in integers.
+    """
+    bw = out.shape[3] // fx
+    bh = out.shape[2] // fy
+    z = zz[k]
+    q = scale[b if scale.shape[0] > 1 else 0, k]
+    m = mean[k]
+    s = std[k]
+    base = b * bh * bw
+    for i in range(bh):
+        y0 = i * fy
+        r = base + i * bw
         if fx == 1:
             for j in range(bw):
-                v = np.float32(np.int64(coef[b, i, j, z]) * q)
+                v = np.float32(coef[r + j, z]) * q
                 if normalize:
                     v = (v - m) / s
-                row[j] = v
+                out[b, k, y0, j] = v
+        elif fx == 2:
+            for j in range(bw):
+                v = np.float32(coef[r + j, z]) * q
+                if normalize:
+                    v = (v - m) / s
+                out[b, k, y0, 2 * j] = v
+                out[b, k, y0, 2 * j + 1] = v
         else:
             for j in range(bw):
-                v = np.float32(np.int64(coef[b, i, j, z]) * q)
+                v = np.float32(coef[r + j, z]) * q
                 if normalize:
                     v = (v - m) / s
                 for dx in range(fx):
-                    row[j * fx + dx] = v
+                    out[b, k, y0, j * fx + dx] = v
         for dy in range(1, fy):
-            out[b, k, i * fy + dy, :] = row
+            for x in range(bw * fx):
+                out[b, k, y0 + dy, x] = out[b, k, y0, x]
 
 
 @_jit
-def _dequantize_serial(coef, table, zz, fy, fx, mean, std, normalize, out):
-    for b in range(coef.shape[0]):
-        for i in range(coef.shape[1]):
-            _dequantize_row(coef, table, zz, fy, fx, mean, std, normalize, out, b, i)
+def _dequantize_serial(coef, scale, zz, fy, fx, mean, std, normalize, out):
+    for b in range(out.shape[0]):
+        for k in range(zz.shape[0]):
+            _dequantize_plane(coef, scale, zz, fy, fx, mean, std, normalize, out, b, k)
 
 
 @_pjit
-def _dequantize_parallel(coef, table, zz, fy, fx, mean, std, normalize, out):
-    bh = coef.shape[1]
-    for r in prange(coef.shape[0] * bh):
-        _dequantize_row(coef, table, zz, fy, fx, mean, std, normalize, out, r // bh, r % bh)
+def _dequantize_parallel(coef, scale, zz, fy, fx, mean, std, normalize, out):
+    n = zz.shape[0]
+    for r in prange(out.shape[0] * n):
+        _dequantize_plane(coef, scale, zz, fy, fx, mean, std, normalize, out, r // n, r % n)
 
 
 def dequantize_select(coef, table, zz, fy, fx, mean, std, normalize, out) -> None:
     """Write ``reference.dequantize_select`` of ``coef`` ``[B, bh, bw, 64]`` into ``out``
     ``[B, n, bh * fy, bw * fx]``; ``table`` is int64 ``[T, 64]``, ``mean``/``std`` float32
     ``[n]`` (ignored unless ``normalize``)."""
-    blocks = coef.shape[0] * coef.shape[1] * coef.shape[2]
-    kernel = _dequantize_parallel if blocks >= PARALLEL_MIN_BLOCKS else _dequantize_serial
-    kernel(coef, table, zz, fy, fx, mean, std, normalize, out)
+    nb, bh, bw = coef.shape[:3]
+    scale = np.ascontiguousarray(table[:, zz], dtype=np.float32)  # exact: entries < 2**24
+    flat = coef.reshape(nb * bh * bw, 64)
+    kernel = _dequantize_parallel if use_parallel(nb * bh * bw) else _dequantize_serial
+    kernel(flat, scale, zz, fy, fx, mean, std, normalize, out)
+
+
+def use_parallel(blocks: int) -> bool:
+    """Whether a call over ``blocks`` 8x8 blocks should use the multi-threaded kernel."""
+    return PARALLEL and blocks >= PARALLEL_MIN_BLOCKS
 
 
 # --------------------------------------------------------------------------------------------
@@ -114,21 +140,38 @@ def crop(coef, top, left, height, width):
 
 
 @_jit
-def requantize(coef, table_from, table_to):
-    """``reference.requantize`` of ``[B, bh, bw, 64]`` with int64 ``[T, 64]`` tables."""
+def _requantize(coef, table_from, table_to, half):
     out = np.empty(coef.shape, np.int16)
     for b in range(coef.shape[0]):
         tf = table_from[b if table_from.shape[0] > 1 else 0]
         tt = table_to[b if table_to.shape[0] > 1 else 0]
-        for i in range(coef.shape[1]):
-            for j in range(coef.shape[2]):
-                for z in range(64):
-                    value = np.int64(coef[b, i, j, z]) * tf[z]
-                    divisor = tt[z]
-                    magnitude = (abs(value) + divisor // 2) // divisor
-                    result = magnitude if value >= 0 else -magnitude
-                    out[b, i, j, z] = min(max(result, -32768), 32767)
+        hf = half[b if half.shape[0] > 1 else 0]
+        for r in range(coef.shape[1]):
+            for z in range(64):
+                value = np.float64(coef[b, r, z]) * tf[z]
+                magnitude = np.floor((abs(value) + hf[z]) / tt[z])
+                magnitude = min(magnitude, 32768.0)
+                result = magnitude if value >= 0 else -magnitude
+                out[b, r, z] = np.int16(min(result, 32767.0))
     return out
+
+
+def requantize(coef, table_from, table_to):
+    """``reference.requantize`` of ``[B, bh, bw, 64]`` with int64 ``[T, 64]`` tables.
+
+    In float64: ``c * table_from`` and ``|value| + table_to // 2`` are integers below 2**32,
+    exact in a double, and the floor of their correctly rounded quotient equals the integer
+    quotient (the true quotient is at least ``1 / table_to`` below the next integer, far more
+    than the rounding error), so this is the reference's integer arithmetic, vectorisable.
+    """
+    nb, bh, bw = coef.shape[:3]
+    result = _requantize(
+        coef.reshape(nb, bh * bw, 64),
+        table_from.astype(np.float64),
+        table_to.astype(np.float64),
+        (table_to // 2).astype(np.float64),
+    )
+    return result.reshape(nb, bh, bw, 64)
 
 
 # --------------------------------------------------------------------------------------------
@@ -136,84 +179,131 @@ def requantize(coef, table_from, table_to):
 
 
 @_jit
-def _idct_block(src, dst, d, scale):
-    """``dst = d^T (src * scale) d / 8`` for one 8x8 block, in float64 (separable, two passes);
-    ``d`` is ``reference.dct_matrix_scaled()``."""
-    tmp = np.empty((8, 8), np.float64)
+def _idct_block(src, scale, tmp, dst):
+    """``dst = D^T (src * scale) D / 8`` for one 8x8 block in float64, ``D`` being
+    ``reference.dct_matrix_scaled()`` (a compile-time constant here). Separable, two passes;
+    each output is a sum over ascending index, the order the CUDA kernel uses too."""
+    d = _DCT
     for u in range(8):
+        c0 = src[u, 0] * scale[u, 0]
+        c1 = src[u, 1] * scale[u, 1]
+        c2 = src[u, 2] * scale[u, 2]
+        c3 = src[u, 3] * scale[u, 3]
+        c4 = src[u, 4] * scale[u, 4]
+        c5 = src[u, 5] * scale[u, 5]
+        c6 = src[u, 6] * scale[u, 6]
+        c7 = src[u, 7] * scale[u, 7]
         for x in range(8):
-            acc = 0.0
-            for v in range(8):
-                acc += np.float64(src[u, v]) * scale[u, v] * d[v, x]
-            tmp[u, x] = acc
-    for y in range(8):
-        for x in range(8):
-            acc = 0.0
-            for u in range(8):
-                acc += d[u, y] * tmp[u, x]
-            dst[y, x] = acc * 0.125
+            tmp[u, x] = (
+                c0 * d[0, x] + c1 * d[1, x] + c2 * d[2, x] + c3 * d[3, x]
+                + c4 * d[4, x] + c5 * d[5, x] + c6 * d[6, x] + c7 * d[7, x]
+            )
+    for x in range(8):
+        t0, t1, t2, t3 = tmp[0, x], tmp[1, x], tmp[2, x], tmp[3, x]
+        t4, t5, t6, t7 = tmp[4, x], tmp[5, x], tmp[6, x], tmp[7, x]
+        for y in range(8):
+            dst[y, x] = (
+                d[0, y] * t0 + d[1, y] * t1 + d[2, y] * t2 + d[3, y] * t3
+                + d[4, y] * t4 + d[5, y] * t5 + d[6, y] * t6 + d[7, y] * t7
+            ) * 0.125
 
 
 @_jit
-def _fdct_block(src, dst, d, offset):
-    """``dst = d (src + offset) d^T / 8`` for one 8x8 block, in float64."""
-    tmp = np.empty((8, 8), np.float64)
+def _fdct_block(src, offset, tmp, dst):
+    """``dst = D (src + offset) D^T / 8`` for one 8x8 block in float64 (see ``_idct_block``)."""
+    d = _DCT
     for y in range(8):
+        c0 = src[y, 0] + offset
+        c1 = src[y, 1] + offset
+        c2 = src[y, 2] + offset
+        c3 = src[y, 3] + offset
+        c4 = src[y, 4] + offset
+        c5 = src[y, 5] + offset
+        c6 = src[y, 6] + offset
+        c7 = src[y, 7] + offset
         for v in range(8):
-            acc = 0.0
-            for x in range(8):
-                acc += (np.float64(src[y, x]) + offset) * d[v, x]
-            tmp[y, v] = acc
-    for u in range(8):
-        for v in range(8):
-            acc = 0.0
-            for y in range(8):
-                acc += d[u, y] * tmp[y, v]
-            dst[u, v] = acc * 0.125
+            tmp[y, v] = (
+                c0 * d[v, 0] + c1 * d[v, 1] + c2 * d[v, 2] + c3 * d[v, 3]
+                + c4 * d[v, 4] + c5 * d[v, 5] + c6 * d[v, 6] + c7 * d[v, 7]
+            )
+    for v in range(8):
+        t0, t1, t2, t3 = tmp[0, v], tmp[1, v], tmp[2, v], tmp[3, v]
+        t4, t5, t6, t7 = tmp[4, v], tmp[5, v], tmp[6, v], tmp[7, v]
+        for u in range(8):
+            dst[u, v] = (
+                d[u, 0] * t0 + d[u, 1] * t1 + d[u, 2] * t2 + d[u, 3] * t3
+                + d[u, 4] * t4 + d[u, 5] * t5 + d[u, 6] * t6 + d[u, 7] * t7
+            ) * 0.125
+
+
+_CHUNK = 256
 
 
 @_jit
-def _idct_many(blocks, d):
-    out = np.empty(blocks.shape, np.float32)
+def _dct_chunk(blocks, inverse, out, first):
+    # Blocks are copied into a local buffer rather than passed as views: views would update a
+    # shared reference count from every thread of the parallel kernel.
     ones = np.ones((8, 8), np.float64)
+    src = np.empty((8, 8), np.float64)
+    tmp = np.empty((8, 8), np.float64)
     work = np.empty((8, 8), np.float64)
-    for b in range(blocks.shape[0]):
-        _idct_block(blocks[b], work, d, ones)
+    for b in range(first, min(first + _CHUNK, blocks.shape[0])):
+        for y in range(8):
+            for x in range(8):
+                src[y, x] = blocks[b, y, x]
+        if inverse:
+            _idct_block(src, ones, tmp, work)
+        else:
+            _fdct_block(src, 0.0, tmp, work)
         for y in range(8):
             for x in range(8):
                 out[b, y, x] = work[y, x]
-    return out
 
 
 @_jit
-def _fdct_many(blocks, d):
+def _dct_serial(blocks, inverse, out):
+    for first in range(0, blocks.shape[0], _CHUNK):
+        _dct_chunk(blocks, inverse, out, first)
+
+
+@_pjit
+def _dct_parallel(blocks, inverse, out):
+    for c in prange((blocks.shape[0] + _CHUNK - 1) // _CHUNK):
+        _dct_chunk(blocks, inverse, out, c * _CHUNK)
+
+
+def _dct(blocks, inverse):
     out = np.empty(blocks.shape, np.float32)
-    work = np.empty((8, 8), np.float64)
-    for b in range(blocks.shape[0]):
-        _fdct_block(blocks[b], work, d, 0.0)
-        for u in range(8):
-            for v in range(8):
-                out[b, u, v] = work[u, v]
+    kernel = _dct_parallel if use_parallel(blocks.shape[0]) else _dct_serial
+    kernel(blocks, inverse, out)
     return out
 
 
 def idct_8x8(blocks):
     """``reference.idct_8x8`` of float32 ``[N, 8, 8]``."""
-    return _idct_many(blocks, _DCT)
+    return _dct(blocks, True)
 
 
 def fdct_8x8(blocks):
     """``reference.fdct_8x8`` of float32 ``[N, 8, 8]``."""
-    return _fdct_many(blocks, _DCT)
+    return _dct(blocks, False)
 
 
 @_jit
-def _samples_row(coef, table, d, out, b, i):
+def _samples_row(coef, table, out, b, i):
     t = b if table.shape[0] > 1 else 0
-    scale = table[t].astype(np.float64)
+    scale = np.empty((8, 8), np.float64)
+    src = np.empty((8, 8), np.float64)
+    tmp = np.empty((8, 8), np.float64)
     work = np.empty((8, 8), np.float64)
+    for u in range(8):
+        for v in range(8):
+            scale[u, v] = table[t, u, v]
     for j in range(coef.shape[2]):
-        _idct_block(coef[b, i, j], work, d, scale)
+        for u in range(8):
+            for v in range(8):
+                src[u, v] = coef[b, i, j, u, v]
+        _idct_block(src, scale, tmp, work)
         for y in range(8):
             for x in range(8):
                 p = np.floor(work[y, x] + 128.5)
@@ -221,34 +311,39 @@ def _samples_row(coef, table, d, out, b, i):
 
 
 @_jit
-def _samples_serial(coef, table, d, out):
+def _samples_serial(coef, table, out):
     for b in range(coef.shape[0]):
         for i in range(coef.shape[1]):
-            _samples_row(coef, table, d, out, b, i)
+            _samples_row(coef, table, out, b, i)
 
 
 @_pjit
-def _samples_parallel(coef, table, d, out):
+def _samples_parallel(coef, table, out):
     bh = coef.shape[1]
     for r in prange(coef.shape[0] * bh):
-        _samples_row(coef, table, d, out, r // bh, r % bh)
+        _samples_row(coef, table, out, r // bh, r % bh)
 
 
 def samples_from_blocks(coef, table):
     """``reference.samples_from_blocks`` of ``[B, bh, bw, 8, 8]`` with int64 ``[T, 8, 8]``."""
     nb, bh, bw = coef.shape[:3]
     out = np.empty((nb, bh * 8, bw * 8), np.uint8)
-    kernel = _samples_parallel if nb * bh * bw >= PARALLEL_MIN_BLOCKS else _samples_serial
-    kernel(coef, table, _DCT, out)
+    kernel = _samples_parallel if use_parallel(nb * bh * bw) else _samples_serial
+    kernel(coef, table, out)
     return out
 
 
 @_jit
-def _blocks_row(plane, table, d, out, b, i):
+def _blocks_row(plane, table, out, b, i):
     t = b if table.shape[0] > 1 else 0
+    src = np.empty((8, 8), np.float64)
+    tmp = np.empty((8, 8), np.float64)
     work = np.empty((8, 8), np.float64)
     for j in range(out.shape[2]):
-        _fdct_block(plane[b, i * 8 : i * 8 + 8, j * 8 : j * 8 + 8], work, d, -128.0)
+        for y in range(8):
+            for x in range(8):
+                src[y, x] = plane[b, i * 8 + y, j * 8 + x]
+        _fdct_block(src, -128.0, tmp, work)
         for u in range(8):
             for v in range(8):
                 q = np.floor(abs(work[u, v]) / table[t, u, v] + 0.5)
@@ -257,25 +352,25 @@ def _blocks_row(plane, table, d, out, b, i):
 
 
 @_jit
-def _blocks_serial(plane, table, d, out):
+def _blocks_serial(plane, table, out):
     for b in range(out.shape[0]):
         for i in range(out.shape[1]):
-            _blocks_row(plane, table, d, out, b, i)
+            _blocks_row(plane, table, out, b, i)
 
 
 @_pjit
-def _blocks_parallel(plane, table, d, out):
+def _blocks_parallel(plane, table, out):
     bh = out.shape[1]
     for r in prange(out.shape[0] * bh):
-        _blocks_row(plane, table, d, out, r // bh, r % bh)
+        _blocks_row(plane, table, out, r // bh, r % bh)
 
 
 def blocks_from_samples(plane, table):
     """``reference.blocks_from_samples`` of uint8 ``[B, 8 bh, 8 bw]`` with int64 ``[T, 8, 8]``."""
     nb, h, w = plane.shape
     out = np.empty((nb, h // 8, w // 8, 8, 8), np.int16)
-    kernel = _blocks_parallel if out.shape[0] * out.shape[1] * out.shape[2] >= PARALLEL_MIN_BLOCKS else _blocks_serial
-    kernel(plane, table, _DCT, out)
+    kernel = _blocks_parallel if use_parallel(out.shape[0] * out.shape[1] * out.shape[2]) else _blocks_serial
+    kernel(plane, table, out)
     return out
 
 
