@@ -12,6 +12,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
+import re
+
 import numpy as np
 
 from cdomain.jpeg.errors import JPEGError
@@ -40,6 +42,11 @@ _SOF_PROCESSES = {
 }
 _SUPPORTED_SOF = (0xC0, 0xC1, 0xC2)
 _STANDALONE = set(range(0xD0, 0xD8)) | {0x01, SOI, EOI}
+_RST = range(0xD0, 0xD8)
+_APP_OR_COM = set(range(0xE0, 0xF0)) | {0xFE}
+
+#: The next marker after entropy-coded data: 0xFF not followed by a stuffed 0x00, an RSTn or fill.
+_MARKER_AFTER_DATA = re.compile(rb"\xff(?=[^\x00\xd0-\xd7\xff])")
 
 _SIGNATURES = {
     b"\x89PNG": "a PNG image",
@@ -127,6 +134,7 @@ def parse_header(data: bytes, source: str = "<bytes>") -> JPEGHeader:
     pos = 2
     frame: dict | None = None
     quant_tables: dict[int, np.ndarray] = {}
+    huffman_tables: set[tuple[int, int]] = set()
     restart_interval = 0
     adobe_transform: int | None = None
     while True:
@@ -134,21 +142,17 @@ def parse_header(data: bytes, source: str = "<bytes>") -> JPEGHeader:
         if marker in _STANDALONE:
             if marker == EOI:
                 raise JPEGError(source, "end-of-image marker before any scan: no image data")
+            if marker in _RST:
+                raise JPEGError(source, f"corrupt: restart marker RST{marker - 0xD0} outside a scan")
             continue
-        if pos + 2 > size:
-            raise JPEGError(source, "truncated inside a marker segment header")
-        length = (data[pos] << 8) | data[pos + 1]
-        if length < 2 or pos + length > size:
-            raise JPEGError(
-                source, f"truncated or corrupt: segment 0x{marker:02X} claims {length} bytes"
-            )
-        body = data[pos + 2 : pos + length]
+        body, next_pos = _segment(data, pos, marker, source)
         if marker == SOS:
             if frame is None:
                 raise JPEGError(source, "scan before frame header (no SOF marker)")
             header = _build_header(source, frame, quant_tables, restart_interval, adobe_transform)
             header.first_scan_offset = pos - 2
-            _check_end_marker(data, pos + length, source)
+            _check_scan(header, body, huffman_tables)
+            _check_rest_of_stream(header, data, next_pos, huffman_tables)
             return header
         if 0xC0 <= marker <= 0xCF and marker not in (DHT, 0xC8, 0xCC):
             if frame is not None:
@@ -157,16 +161,95 @@ def parse_header(data: bytes, source: str = "<bytes>") -> JPEGHeader:
         elif marker == DQT:
             _parse_dqt(body, quant_tables, source)
         elif marker == DHT:
-            _check_dht(body, source)
+            _check_dht(body, source, huffman_tables)
         elif marker == DRI:
-            if len(body) != 2:
-                raise JPEGError(source, "malformed restart interval (DRI) segment")
-            restart_interval = (body[0] << 8) | body[1]
+            restart_interval = _parse_dri(body, source)
         elif marker == DNL:
             raise JPEGError(source, "height defined by a DNL marker is not supported")
         elif marker == APP14 and body[:5] == b"Adobe" and len(body) >= 12:
             adobe_transform = body[11]
-        pos += length
+        elif marker not in _APP_OR_COM:
+            raise JPEGError(source, f"corrupt: unknown or unsupported marker 0xFF{marker:02X}")
+        pos = next_pos
+
+
+def _segment(data: bytes, pos: int, marker: int, source: str) -> tuple[bytes, int]:
+    """The body of the marker segment whose length field is at ``pos``, and the offset after it."""
+    if pos + 2 > len(data):
+        raise JPEGError(source, "truncated inside a marker segment header")
+    length = (data[pos] << 8) | data[pos + 1]
+    if length < 2 or pos + length > len(data):
+        raise JPEGError(source, f"truncated or corrupt: segment 0x{marker:02X} claims {length} bytes")
+    return data[pos + 2 : pos + length], pos + length
+
+
+def _parse_dri(body: bytes, source: str) -> int:
+    if len(body) != 2:
+        raise JPEGError(source, "malformed restart interval (DRI) segment")
+    return (body[0] << 8) | body[1]
+
+
+def _check_scan(header: JPEGHeader, body: bytes, huffman_tables: set[tuple[int, int]]) -> None:
+    """Validate a start-of-scan header against the frame and the tables defined so far.
+
+    These are the conditions under which libjpeg stops with an error rather than a warning;
+    catching them here keeps malformed files away from a C library's error path.
+    """
+    source = header.source
+    if not body or len(body) != 4 + 2 * body[0] or not 1 <= body[0] <= 4:
+        raise JPEGError(source, "malformed start-of-scan (SOS) segment")
+    count = body[0]
+    ss, se, ah, al = body[1 + 2 * count], body[2 + 2 * count], body[3 + 2 * count] >> 4, body[3 + 2 * count] & 15
+    by_ident = {c.ident: c for c in header.components}
+    scan_components = []
+    for i in range(count):
+        ident, selectors = body[1 + 2 * i], body[2 + 2 * i]
+        if ident not in by_ident or by_ident[ident] in scan_components:
+            raise JPEGError(source, f"corrupt: scan names component {ident}, not (or twice) in the frame")
+        component = by_ident[ident]
+        scan_components.append(component)
+        if component.quant_table_id not in header.quant_tables:
+            raise JPEGError(source, f"quantization table {component.quant_table_id} is used but never defined")
+        dc_table, ac_table = selectors >> 4, selectors & 15
+        needs_dc = ss == 0 and ah == 0
+        needs_ac = se > 0
+        if (needs_dc and (0, dc_table) not in huffman_tables) or (needs_ac and (1, ac_table) not in huffman_tables):
+            raise JPEGError(source, "corrupt: scan uses a Huffman table that was never defined")
+    if header.progressive:
+        bad = se > 63 or ss > se or (ss == 0 and se != 0) or (ss > 0 and count != 1) or al > 13
+        bad = bad or (ah != 0 and al != ah - 1)
+        if bad:
+            raise JPEGError(source, f"corrupt: invalid progressive scan parameters Ss={ss} Se={se} Ah={ah} Al={al}")
+    else:
+        if count > 1 and sum(c.h_samp * c.v_samp for c in scan_components) > 10:
+            raise JPEGError(source, "corrupt: more than 10 blocks per MCU in an interleaved scan")
+        if (ss, se, ah, al) != (0, 63, 0, 0):
+            raise JPEGError(source, f"corrupt: sequential scan with Ss={ss} Se={se} Ah={ah} Al={al}")
+
+
+def _check_rest_of_stream(header: JPEGHeader, data: bytes, pos: int, huffman_tables: set[tuple[int, int]]) -> None:
+    """Walk every marker after the first scan header up to EOI and validate each segment."""
+    source = header.source
+    while True:
+        found = _MARKER_AFTER_DATA.search(data, pos)
+        if found is None:
+            raise JPEGError(source, "truncated: no end-of-image marker after the image data")
+        marker, pos = _next_marker(data, found.start(), source)
+        if marker == EOI:
+            return
+        if marker in _STANDALONE:
+            raise JPEGError(source, f"corrupt: unexpected marker 0xFF{marker:02X} between scans")
+        body, pos = _segment(data, pos, marker, source)
+        if marker == SOS:
+            _check_scan(header, body, huffman_tables)
+        elif marker == DHT:
+            _check_dht(body, source, huffman_tables)
+        elif marker == DQT:
+            _parse_dqt(body, header.quant_tables, source)
+        elif marker == DRI:
+            _parse_dri(body, source)
+        elif marker not in _APP_OR_COM:
+            raise JPEGError(source, f"corrupt: unexpected marker 0xFF{marker:02X} after the first scan")
 
 
 def _next_marker(data: bytes, pos: int, source: str) -> tuple[int, int]:
@@ -291,18 +374,28 @@ def _parse_dqt(body: bytes, tables: dict[int, np.ndarray], source: str) -> None:
         pos += 1 + count
 
 
-def _check_dht(body: bytes, source: str) -> None:
+def _check_dht(body: bytes, source: str, defined: set[tuple[int, int]]) -> None:
+    """Validate Huffman table definitions and record ``(class, number)`` of each in ``defined``.
+
+    The code-space check is libjpeg's (jdhuff.c ``jpeg_make_d_derived_tbl``): after assigning the
+    canonical codes of each length ``l``, the next code must still be below ``2**l``.
+    """
     pos = 0
     while pos < len(body):
         if pos + 17 > len(body) or (body[pos] >> 4) > 1 or (body[pos] & 15) > 3:
             raise JPEGError(source, "malformed Huffman table (DHT) segment")
-        count = sum(body[pos + 1 : pos + 17])
-        if count > 256 or pos + 17 + count > len(body):
+        table_class, number = body[pos] >> 4, body[pos] & 15
+        counts = body[pos + 1 : pos + 17]
+        total = sum(counts)
+        if total > 256 or pos + 17 + total > len(body):
             raise JPEGError(source, "malformed Huffman table (DHT) segment")
-        pos += 17 + count
-
-
-def _check_end_marker(data: bytes, scan_start: int, source: str) -> None:
-    """Entropy-coded data never contains 0xFFD9 (0xFF is stuffed), so EOI must follow it."""
-    if data.rfind(b"\xff\xd9", scan_start) < 0:
-        raise JPEGError(source, "truncated: no end-of-image marker after the image data")
+        code = 0
+        for length, count in enumerate(counts, start=1):
+            code += count
+            if code >= 1 << length and count:
+                raise JPEGError(source, "corrupt: Huffman table with more codes than fit their lengths")
+            code <<= 1
+        if table_class == 0 and any(symbol > 15 for symbol in body[pos + 17 : pos + 17 + total]):
+            raise JPEGError(source, "corrupt: DC Huffman table with a symbol above 15")
+        defined.add((table_class, number))
+        pos += 17 + total
