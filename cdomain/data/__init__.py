@@ -1,1 +1,1 @@
-"""cdomain.data"""
+"""Datasets and loaders: embedded generated sets, ImageFolder trees, DCT-domain transforms."""

@@ -1,0 +1,179 @@
+"""DCT-domain sample transforms: MCU-aligned crop and pad, horizontal flip, channel layout.
+
+All work happens on quantized coefficients; nothing is decoded to pixels. Crops move in whole
+MCUs (16 px for 4:2:0) so that chroma blocks stay aligned with the luma blocks they cover.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, replace
+
+import numpy as np
+
+from cdomain import kernels
+from cdomain.jpeg.image import DCTImage
+
+LAYOUTS = ("merged", "split")
+SMALL_POLICIES = ("pad", "error")
+
+#: Crop sizes are multiples of this many pixels so 4:2:0 chroma stays block-aligned.
+CROP_MULTIPLE = 16
+
+
+@dataclass(frozen=True)
+class ChannelStats:
+    """Per-channel mean and standard deviation of the 3n FBS channels (Y's n, Cb's n, Cr's n)."""
+
+    mean: np.ndarray
+    std: np.ndarray
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "mean", np.ascontiguousarray(self.mean, dtype=np.float32))
+        object.__setattr__(self, "std", np.ascontiguousarray(np.maximum(self.std, 1e-6), dtype=np.float32))
+        if self.mean.shape != self.std.shape or self.mean.ndim != 1 or self.mean.size % 3:
+            raise ValueError("ChannelStats needs two 1-D arrays of equal length 3n")
+
+    @property
+    def fbs(self) -> int:
+        return self.mean.size // 3
+
+    def component(self, index: int) -> tuple[np.ndarray, np.ndarray]:
+        """Mean and std of component ``index`` (0 Y, 1 Cb, 2 Cr)."""
+        part = slice(index * self.fbs, (index + 1) * self.fbs)
+        return self.mean[part], self.std[part]
+
+
+def chroma_ratio(image: DCTImage) -> tuple[int, int]:
+    """Luma blocks per chroma block ``(vertical, horizontal)``; (1, 1) for grayscale."""
+    if image.num_components == 1:
+        return 1, 1
+    (vy, hy), (vc, hc) = image.sampling[0], image.sampling[1]
+    return vy // vc, hy // hc
+
+
+def aligned_blocks(image: DCTImage) -> tuple[int, int]:
+    """Luma block rows/cols fully covered by whole chroma blocks (the usable, aligned region)."""
+    ry, rx = chroma_ratio(image)
+    rows, cols = image.y.shape[:2]
+    if image.num_components > 1:
+        rows = min(rows // ry, image.cb.shape[0]) * ry
+        cols = min(cols // rx, image.cb.shape[1]) * rx
+    return rows, cols
+
+
+def crop_blocks(image: DCTImage, top: int, left: int, rows: int, cols: int) -> DCTImage:
+    """Crop a luma-block region (offsets and sizes multiples of the chroma ratio) from every component."""
+    ry, rx = chroma_ratio(image)
+    if top % ry or left % rx or rows % ry or cols % rx:
+        raise ValueError(f"crop {rows}x{cols}+{top}+{left} blocks is not aligned to the {ry}x{rx} chroma grid")
+    parts = [kernels.crop(image.y, top, left, rows, cols)]
+    for chroma in image.coefficients[1:]:
+        parts.append(kernels.crop(chroma, top // ry, left // rx, rows // ry, cols // rx))
+    return replace(image, coefficients=tuple(parts), height=rows * 8, width=cols * 8)
+
+
+def pad_blocks(image: DCTImage, rows: int, cols: int) -> DCTImage:
+    """Centre the image in a ``rows`` x ``cols`` luma-block canvas of zero blocks (mid-grey)."""
+    ry, rx = chroma_ratio(image)
+    have_rows, have_cols = aligned_blocks(image)
+    image = crop_blocks(image, 0, 0, have_rows, have_cols)
+    top = (rows - have_rows) // 2 // ry * ry
+    left = (cols - have_cols) // 2 // rx * rx
+    parts = []
+    for index, coefficients in enumerate(image.coefficients):
+        fy, fx = (1, 1) if index == 0 else (ry, rx)
+        canvas = np.zeros((rows // fy, cols // fx, 8, 8), dtype=np.int16)
+        h, w = coefficients.shape[:2]
+        canvas[top // fy : top // fy + h, left // fx : left // fx + w] = coefficients
+        parts.append(canvas)
+    return replace(image, coefficients=tuple(parts), height=rows * 8, width=cols * 8)
+
+
+def hflip_image(image: DCTImage) -> DCTImage:
+    """Mirror a block-aligned image left-right in the DCT domain."""
+    return replace(image, coefficients=tuple(kernels.hflip(c) for c in image.coefficients))
+
+
+def select_region(
+    image: DCTImage,
+    crop: tuple[int, int] | None,
+    rng: np.random.Generator | None,
+    small: str = "pad",
+) -> DCTImage:
+    """Cut the training/eval region: a random (``rng`` given) or centre MCU-aligned crop.
+
+    ``crop`` is ``(height, width)`` in pixels (multiples of :data:`CROP_MULTIPLE`), or None for
+    the whole aligned image. Images smaller than the crop are padded with mid-grey blocks
+    (``small="pad"``) or rejected (``small="error"``).
+    """
+    rows, cols = aligned_blocks(image)
+    if rows == 0 or cols == 0:
+        raise ValueError(f"{image.source}: image of {image.width}x{image.height} px has no whole MCU")
+    if crop is None:
+        return crop_blocks(image, 0, 0, rows, cols)
+    want_rows, want_cols = crop[0] // 8, crop[1] // 8
+    if rows < want_rows or cols < want_cols:
+        if small == "error":
+            raise ValueError(
+                f"{image.source}: image of {image.width}x{image.height} px is smaller than the crop {crop[1]}x{crop[0]}"
+            )
+        image = pad_blocks(image, max(rows, want_rows), max(cols, want_cols))
+        rows, cols = max(rows, want_rows), max(cols, want_cols)
+    ry, rx = chroma_ratio(image)
+    slack_rows, slack_cols = (rows - want_rows) // ry, (cols - want_cols) // rx
+    if rng is None:
+        top, left = slack_rows // 2 * ry, slack_cols // 2 * rx
+    else:
+        top = int(rng.integers(0, slack_rows + 1)) * ry
+        left = int(rng.integers(0, slack_cols + 1)) * rx
+    return crop_blocks(image, top, left, want_rows, want_cols)
+
+
+def to_channels(
+    image: DCTImage, fbs: int, layout: str = "merged", stats: ChannelStats | None = None
+) -> np.ndarray | tuple[np.ndarray, np.ndarray]:
+    """Dequantize, keep the ``fbs`` lowest zigzag frequencies, and lay the blocks out as channels.
+
+    ``"merged"``: float32 ``[3n, H/8, W/8]``, chroma repeated onto the luma grid.
+    ``"split"``: ``(y [n, H/8, W/8], cbcr [2n, H/16, W/16])``; needs 4:2:0 (or grayscale).
+    Grayscale images get zero (neutral) chroma. ``stats`` normalises each channel.
+    """
+    if layout not in LAYOUTS:
+        raise ValueError(f"layout must be one of {LAYOUTS}, got {layout!r}")
+    rows, cols = image.y.shape[:2]
+    ry, rx = chroma_ratio(image)
+    if layout == "split":
+        if image.num_components > 1 and (ry, rx) != (2, 2):
+            raise ValueError(
+                f"{image.source}: the split layout needs 4:2:0 chroma, this image is {image.subsampling}; "
+                "use layout='merged'"
+            )
+        if rows % 2 or cols % 2:
+            raise ValueError(f"{image.source}: the split layout needs an even number of luma blocks")
+        luma = np.empty((fbs, rows, cols), dtype=np.float32)
+        chroma = np.empty((2 * fbs, rows // 2, cols // 2), dtype=np.float32)
+        _fill(image, fbs, stats, luma, [chroma[:fbs], chroma[fbs:]], (1, 1))
+        return luma, chroma
+    out = np.empty((3 * fbs, rows, cols), dtype=np.float32)
+    _fill(image, fbs, stats, out[:fbs], [out[fbs : 2 * fbs], out[2 * fbs :]], (ry, rx))
+    return out
+
+
+def _fill(
+    image: DCTImage,
+    fbs: int,
+    stats: ChannelStats | None,
+    luma_out: np.ndarray,
+    chroma_outs: list[np.ndarray],
+    upsample: tuple[int, int],
+) -> None:
+    mean, std = stats.component(0) if stats is not None else (None, None)
+    kernels.dequantize_select(image.y, image.quant_tables[0], fbs, mean=mean, std=std, out=luma_out)
+    for index, out in enumerate(chroma_outs, start=1):
+        mean, std = stats.component(index) if stats is not None else (None, None)
+        if image.num_components == 1:
+            out[...] = 0.0 if stats is None else (-mean / std)[:, None, None]
+        else:
+            kernels.dequantize_select(
+                image.coefficients[index], image.quant_tables[index], fbs, upsample=upsample, mean=mean, std=std, out=out
+            )

@@ -1,0 +1,304 @@
+"""DCTLoader: batches of JPEG DCT coefficients, laid out as channels, ready for a network.
+
+Each sample is read only as far as its quantized coefficients, cropped and flipped in the DCT
+domain, then dequantized with frequency band selection into channels (see
+:mod:`cdomain.data.dct_transforms`). Batching, worker processes and shuffling come from
+``torch.utils.data``; randomness is derived from ``(seed, epoch, index)`` so results do not
+depend on the number of workers.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Iterator, Sequence
+
+import numpy as np
+import torch
+from torch.utils.data import DataLoader, Dataset
+
+from cdomain.data.dct_transforms import (
+    CROP_MULTIPLE,
+    LAYOUTS,
+    SMALL_POLICIES,
+    ChannelStats,
+    hflip_image,
+    select_region,
+    to_channels,
+)
+from cdomain.data.folder import DataSource, SampleList, resolve_source
+from cdomain.jpeg.errors import JPEGError
+from cdomain.jpeg.reader import read_coefficients
+
+Inputs = torch.Tensor | tuple[torch.Tensor, torch.Tensor]
+
+
+@dataclass(frozen=True)
+class BadSample:
+    """A sample that could not be loaded: which file, and why."""
+
+    path: str
+    cause: str
+
+
+class DCTDataset(Dataset):
+    """Indexable DCT samples; returns ``(inputs, label)`` or a :class:`BadSample` when skipping."""
+
+    def __init__(
+        self,
+        samples: SampleList,
+        *,
+        fbs: int,
+        layout: str,
+        crop: tuple[int, int] | None,
+        augment: bool,
+        flip: bool,
+        seed: int,
+        stats: ChannelStats | None,
+        small: str,
+        skip_bad: bool,
+        backend: str,
+    ) -> None:
+        self.samples = samples
+        self.fbs, self.layout, self.crop = fbs, layout, crop
+        self.augment, self.flip, self.seed = augment, flip, seed
+        self.stats, self.small, self.skip_bad, self.backend = stats, small, skip_bad, backend
+        self.epoch = 0
+
+    def __len__(self) -> int:
+        return len(self.samples)
+
+    def __getitem__(self, index: int):
+        path = self.samples.paths[index]
+        try:
+            return self.load(index), self.samples.labels[index]
+        except (JPEGError, ValueError) as error:
+            if not self.skip_bad:
+                raise
+            return BadSample(path, str(error))
+
+    def load(self, index: int, stats: ChannelStats | None | bool = True) -> np.ndarray | tuple[np.ndarray, np.ndarray]:
+        """Read, crop, flip and lay out sample ``index`` (``stats=False`` skips normalisation)."""
+        image = read_coefficients(self.samples.paths[index], backend=self.backend)
+        rng = np.random.default_rng([self.seed, self.epoch, index]) if self.augment else None
+        image = select_region(image, self.crop, rng, self.small)
+        if rng is not None and self.flip and rng.random() < 0.5:
+            image = hflip_image(image)
+        return to_channels(image, self.fbs, self.layout, self.stats if stats is True else None)
+
+
+def _collate(batch: list) -> tuple:
+    good = [item for item in batch if not isinstance(item, BadSample)]
+    bad = [item for item in batch if isinstance(item, BadSample)]
+    if not good:
+        return None, None, bad
+    labels = torch.tensor([label for _, label in good], dtype=torch.long)
+    first = good[0][0]
+    try:
+        if isinstance(first, tuple):
+            inputs = tuple(torch.from_numpy(np.stack([item[0][k] for item in good])) for k in range(len(first)))
+        else:
+            inputs = torch.from_numpy(np.stack([item[0] for item in good]))
+    except ValueError as error:
+        shapes = sorted({str(item[0].shape if not isinstance(item[0], tuple) else item[0][0].shape) for item in good})
+        raise ValueError(
+            f"samples in a batch have different shapes ({', '.join(shapes)}); pass crop= to cut a common size"
+        ) from error
+    return inputs, labels, bad
+
+
+class DCTLoader:
+    """Batches of DCT-domain inputs and labels from JPEG files.
+
+    Args:
+        source: an ImageFolder directory (one sub-folder of JPEGs per class), an embedded
+            dataset name such as ``"textures"``, or a list of paths / ``(path, label)`` pairs.
+        split: for embedded datasets and folders with ``train``/``val`` sub-folders.
+        batch_size: samples per batch.
+        fbs: frequency band selection: keep the ``fbs`` lowest zigzag frequencies (1..64).
+        layout: ``"merged"`` gives ``[B, 3n, H/8, W/8]``; ``"split"`` gives
+            ``(y [B, n, H/8, W/8], cbcr [B, 2n, H/16, W/16])`` and needs 4:2:0 files.
+        crop: ``(height, width)`` or one int, in pixels, multiples of 16. Random MCU-aligned
+            crop when ``augment``, centre crop otherwise. None keeps whole images (they must then
+            share one size).
+        augment: random crop and (with ``flip``) random DCT-domain horizontal flip. Defaults to
+            True for the train split and False otherwise.
+        flip: allow the random horizontal flip when augmenting.
+        shuffle: reshuffle every epoch; defaults to ``augment``.
+        seed: seed for shuffling and augmentation; the same seed gives the same batches.
+        workers: worker processes (0 loads in the calling process).
+        skip_bad: skip unreadable files instead of raising; see :attr:`skipped`.
+        stats: per-channel normalisation; None yields raw dequantized coefficients.
+        small: images smaller than ``crop``: ``"pad"`` with mid-grey blocks, or ``"error"``.
+        drop_last: drop the last incomplete batch.
+        backend: JPEG decoding backend passed to :func:`cdomain.read_coefficients`.
+
+    Iterating yields ``(inputs, labels)``; each pass over the loader is one epoch and advances
+    the epoch counter used for shuffling and augmentation.
+    """
+
+    def __init__(
+        self,
+        source: DataSource,
+        *,
+        split: str | None = None,
+        batch_size: int = 64,
+        fbs: int = 64,
+        layout: str = "merged",
+        crop: int | Sequence[int] | None = None,
+        augment: bool | None = None,
+        flip: bool = True,
+        shuffle: bool | None = None,
+        seed: int = 0,
+        workers: int = 0,
+        skip_bad: bool = False,
+        stats: ChannelStats | None = None,
+        small: str = "pad",
+        drop_last: bool = False,
+        backend: str = "auto",
+    ) -> None:
+        if not 1 <= int(fbs) <= 64:
+            raise ValueError(f"fbs must be in 1..64, got {fbs}")
+        if layout not in LAYOUTS:
+            raise ValueError(f"layout must be one of {', '.join(LAYOUTS)}, got {layout!r}")
+        if small not in SMALL_POLICIES:
+            raise ValueError(f"small must be one of {', '.join(SMALL_POLICIES)}, got {small!r}")
+        if batch_size < 1:
+            raise ValueError(f"batch_size must be >= 1, got {batch_size}")
+        if workers < 0:
+            raise ValueError(f"workers must be >= 0, got {workers}")
+        crop_hw = _crop_size(crop)
+        if stats is not None and stats.fbs != fbs:
+            raise ValueError(f"stats are for fbs={stats.fbs}, loader has fbs={fbs}")
+        self.samples = resolve_source(source, split)
+        augment = (split in (None, "train")) if augment is None else augment
+        self.batch_size, self.workers, self.seed = batch_size, workers, seed
+        self.shuffle = augment if shuffle is None else shuffle
+        self.drop_last = drop_last
+        self.dataset = DCTDataset(
+            self.samples,
+            fbs=int(fbs),
+            layout=layout,
+            crop=crop_hw,
+            augment=augment,
+            flip=flip,
+            seed=seed,
+            stats=stats,
+            small=small,
+            skip_bad=skip_bad,
+            backend=backend,
+        )
+        self.skipped_files: list[BadSample] = []
+
+    @property
+    def classes(self) -> tuple[str, ...]:
+        return self.samples.classes
+
+    @property
+    def num_classes(self) -> int:
+        return len(self.samples.classes)
+
+    @property
+    def stats(self) -> ChannelStats | None:
+        return self.dataset.stats
+
+    @stats.setter
+    def stats(self, stats: ChannelStats | None) -> None:
+        if stats is not None and stats.fbs != self.dataset.fbs:
+            raise ValueError(f"stats are for fbs={stats.fbs}, loader has fbs={self.dataset.fbs}")
+        self.dataset.stats = stats
+
+    @property
+    def epoch(self) -> int:
+        return self.dataset.epoch
+
+    def set_epoch(self, epoch: int) -> None:
+        """Set the epoch used for the next pass (shuffle order and augmentation)."""
+        self.dataset.epoch = int(epoch)
+
+    @property
+    def skipped(self) -> int:
+        """How many bad files were skipped so far (with ``skip_bad=True``)."""
+        return len(self.skipped_files)
+
+    @property
+    def input_spec(self) -> dict:
+        """What the batches contain, in the form models record as their expected input."""
+        fbs = self.dataset.fbs
+        channels = 3 * fbs if self.dataset.layout == "merged" else (fbs, 2 * fbs)
+        return {"input": "dct", "layout": self.dataset.layout, "fbs": fbs, "channels": channels}
+
+    def __len__(self) -> int:
+        count = len(self.samples)
+        return count // self.batch_size if self.drop_last else -(-count // self.batch_size)
+
+    def _torch_loader(self) -> DataLoader:
+        generator = torch.Generator()
+        generator.manual_seed(self.seed * 1_000_003 + self.dataset.epoch)
+        return DataLoader(
+            self.dataset,
+            batch_size=self.batch_size,
+            shuffle=self.shuffle,
+            num_workers=self.workers,
+            collate_fn=_collate,
+            generator=generator,
+            drop_last=self.drop_last,
+            persistent_workers=False,
+        )
+
+    def __iter__(self) -> Iterator[tuple[Inputs, torch.Tensor]]:
+        try:
+            for inputs, labels, bad in self._torch_loader():
+                self.skipped_files.extend(bad)
+                if inputs is not None:
+                    yield inputs, labels
+        finally:
+            self.dataset.epoch += 1
+
+    def compute_stats(self, max_images: int = 512) -> ChannelStats:
+        """Per-channel mean/std of the 3n FBS channels over up to ``max_images`` samples.
+
+        Uses the centre region without augmentation or normalisation; these are the training
+        statistics that a model stores with its weights.
+        """
+        dataset = self.dataset
+        count = min(max_images, len(dataset))
+        indices = np.random.default_rng(self.seed).permutation(len(dataset))[:count]
+        fbs = dataset.fbs
+        total = np.zeros(3 * fbs)
+        total_sq = np.zeros(3 * fbs)
+        weight = np.zeros(3 * fbs)
+        saved = dataset.augment
+        dataset.augment = False
+        try:
+            for index in indices:
+                try:
+                    sample = dataset.load(int(index), stats=False)
+                except (JPEGError, ValueError):
+                    if not dataset.skip_bad:
+                        raise
+                    continue
+                parts = [sample] if not isinstance(sample, tuple) else list(sample)
+                offset = 0
+                for part in parts:
+                    flat = part.reshape(part.shape[0], -1).astype(np.float64)
+                    rows = slice(offset, offset + part.shape[0])
+                    total[rows] += flat.sum(axis=1)
+                    total_sq[rows] += (flat**2).sum(axis=1)
+                    weight[rows] += flat.shape[1]
+                    offset += part.shape[0]
+        finally:
+            dataset.augment = saved
+        if not weight.any():
+            raise ValueError("no readable samples to compute channel statistics from")
+        mean = total / weight
+        std = np.sqrt(np.maximum(total_sq / weight - mean**2, 0.0))
+        return ChannelStats(mean, std)
+
+
+def _crop_size(crop: int | Sequence[int] | None) -> tuple[int, int] | None:
+    if crop is None:
+        return None
+    height, width = (crop, crop) if isinstance(crop, int) else tuple(crop)
+    if height < CROP_MULTIPLE or width < CROP_MULTIPLE or height % CROP_MULTIPLE or width % CROP_MULTIPLE:
+        raise ValueError(f"crop must be a positive multiple of {CROP_MULTIPLE} pixels, got {height}x{width}")
+    return int(height), int(width)
