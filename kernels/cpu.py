@@ -4,12 +4,15 @@ The functions here take validated, already normalised NumPy arrays (leading batc
 collapsed to one, tables as int64 ``[T, 64]`` with ``T`` 1 or the batch size); the public
 functions in ``cdomain.kernels`` do that preparation. All kernels are compiled with
 ``cache=True`` (compiled once per machine) and ``nogil=True`` (callable from loader threads).
-Only :func:`dequantize_select` and the block<->sample conversions run in parallel, and only on
-batches large enough to pay for the thread start-up: a data-loader worker that converts one
-image at a time should not fan out into threads of its own.
+:func:`dequantize_select`, the DCTs and the block<->sample conversions have a parallel version
+used only on batches large enough to pay for the thread start-up (a data-loader worker that
+converts one image at a time should not fan out into threads of its own) and only by one
+thread at a time.
 """
 
 from __future__ import annotations
+
+import threading
 
 import numpy as np
 from numba import njit, prange
@@ -104,13 +107,29 @@ def dequantize_select(coef, table, zz, fy, fx, mean, std, normalize, out) -> Non
     nb, bh, bw = coef.shape[:3]
     scale = np.ascontiguousarray(table[:, zz], dtype=np.float32)  # exact: entries < 2**24
     flat = coef.reshape(nb * bh * bw, 64)
-    kernel = _dequantize_parallel if use_parallel(nb * bh * bw) else _dequantize_serial
-    kernel(flat, scale, zz, fy, fx, mean, std, normalize, out)
+    _run(_dequantize_parallel, _dequantize_serial, nb * bh * bw, flat, scale, zz, fy, fx, mean, std, normalize, out)
 
 
 def use_parallel(blocks: int) -> bool:
     """Whether a call over ``blocks`` 8x8 blocks should use the multi-threaded kernel."""
     return PARALLEL and blocks >= PARALLEL_MIN_BLOCKS
+
+
+# Numba's default (workqueue) threading layer aborts the process if two threads enter parallel
+# kernels at once; a thread that finds another one inside runs the serial kernel instead.
+_PARALLEL_LOCK = threading.Lock()
+
+
+def _run(parallel_kernel, serial_kernel, blocks: int, *args) -> None:
+    """Run ``parallel_kernel(*args)`` when the work is large and no other thread is in a
+    parallel kernel, else ``serial_kernel(*args)``; both compute the same thing."""
+    if use_parallel(blocks) and _PARALLEL_LOCK.acquire(blocking=False):
+        try:
+            parallel_kernel(*args)
+        finally:
+            _PARALLEL_LOCK.release()
+    else:
+        serial_kernel(*args)
 
 
 # --------------------------------------------------------------------------------------------
@@ -274,8 +293,7 @@ def _dct_parallel(blocks, inverse, out):
 
 def _dct(blocks, inverse):
     out = np.empty(blocks.shape, np.float32)
-    kernel = _dct_parallel if use_parallel(blocks.shape[0]) else _dct_serial
-    kernel(blocks, inverse, out)
+    _run(_dct_parallel, _dct_serial, blocks.shape[0], blocks, inverse, out)
     return out
 
 
@@ -328,8 +346,7 @@ def samples_from_blocks(coef, table):
     """``reference.samples_from_blocks`` of ``[B, bh, bw, 8, 8]`` with int64 ``[T, 8, 8]``."""
     nb, bh, bw = coef.shape[:3]
     out = np.empty((nb, bh * 8, bw * 8), np.uint8)
-    kernel = _samples_parallel if use_parallel(nb * bh * bw) else _samples_serial
-    kernel(coef, table, out)
+    _run(_samples_parallel, _samples_serial, nb * bh * bw, coef, table, out)
     return out
 
 
@@ -369,8 +386,7 @@ def blocks_from_samples(plane, table):
     """``reference.blocks_from_samples`` of uint8 ``[B, 8 bh, 8 bw]`` with int64 ``[T, 8, 8]``."""
     nb, h, w = plane.shape
     out = np.empty((nb, h // 8, w // 8, 8, 8), np.int16)
-    kernel = _blocks_parallel if use_parallel(out.shape[0] * out.shape[1] * out.shape[2]) else _blocks_serial
-    kernel(plane, table, out)
+    _run(_blocks_parallel, _blocks_serial, out.shape[0] * out.shape[1] * out.shape[2], plane, table, out)
     return out
 
 

@@ -51,6 +51,20 @@ def test_dequantize_select_parallel_and_serial_agree(rng, monkeypatch):
     np.testing.assert_array_equal(serial, reference.dequantize_select(coefficients, table, 20, (2, 2)))
 
 
+def test_concurrent_calls_from_threads(rng, monkeypatch):
+    # Numba's workqueue layer aborts on concurrent parallel regions; the dispatch must not.
+    from concurrent.futures import ThreadPoolExecutor
+
+    monkeypatch.setattr(cpu, "PARALLEL_MIN_BLOCKS", 1)
+    coefficients = random_blocks(rng, (4,), (12, 10))
+    table = quality_table(70)
+    expected = reference.dequantize_select(coefficients, table, 16, (2, 2))
+    with ThreadPoolExecutor(4) as pool:
+        results = list(pool.map(lambda _: kernels.dequantize_select(coefficients, table, 16, upsample=(2, 2)), range(16)))
+    for result in results:
+        np.testing.assert_array_equal(result, expected)
+
+
 def test_dequantize_select_per_image_tables_and_normalisation(rng):
     coefficients = random_blocks(rng, (2, 3), (3, 5))
     tables = np.stack([quality_table(q) for q in range(20, 26)]).reshape(2, 3, 8, 8)
