@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import os
 import shutil
+import sys
 import tempfile
 from dataclasses import dataclass
 from pathlib import Path
@@ -48,14 +49,24 @@ def data_dir() -> Path:
     return Path(configured).expanduser() if configured else Path.home() / ".cache" / "cdomain"
 
 
-def embedded_dataset(name: str, *, progress: bool = True) -> Path:
-    """Return the root of embedded dataset ``name``, generating it on first use."""
+def embedded_root(name: str) -> Path:
+    """Where embedded dataset ``name`` lives (or will live once generated)."""
     if name not in EMBEDDED:
         raise KeyError(f"unknown embedded dataset {name!r}; known: {', '.join(EMBEDDED)}")
+    return data_dir() / f"{name}-v{EMBEDDED[name].version}"
+
+
+def embedded_dataset(name: str, *, progress: bool | None = None) -> Path:
+    """Return the root of embedded dataset ``name``, generating it on first use.
+
+    ``progress`` shows a progress bar while generating (default: when stderr is a terminal).
+    """
     spec = EMBEDDED[name]
-    root = data_dir() / f"{name}-v{spec.version}"
+    root = embedded_root(name)
     if root.is_dir():
         return root
+    if progress is None:
+        progress = sys.stderr.isatty()
     root.parent.mkdir(parents=True, exist_ok=True)
     staging = Path(tempfile.mkdtemp(prefix=f".{root.name}.", dir=root.parent))
     try:

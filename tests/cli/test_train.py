@@ -1,0 +1,86 @@
+"""cdomain-train end to end on a tiny configuration, and its error messages."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+
+import pytest
+import torch
+import yaml
+
+from cdomain import DCTLoader
+from cdomain.cli.train import main
+from cdomain.train.checkpoint import load_checkpoint
+
+TINY = ["--data", "textures-tiny", "--epochs", "2", "--batch-size", "16", "--fbs", "8", "--quiet"]
+
+
+def test_train_writes_checkpoint_config_and_metrics(tmp_path, capsys):
+    output = tmp_path / "run"
+    assert main([*TINY, "--output", str(output)]) == 0
+    printed = capsys.readouterr().out
+    assert "epoch   2/2" in printed and "done in" in printed
+    records = [json.loads(line) for line in (output / "metrics.jsonl").read_text().splitlines()]
+    assert [r["epoch"] for r in records] == [1, 2]
+    assert all(0 <= r["val_acc"] <= 100 for r in records)
+    config = yaml.safe_load((output / "config.yaml").read_text())
+    assert config["fbs"] == 8 and config["model"] == "resnet_dct_small"
+    assert not list(output.glob(".*.tmp"))  # no temporary files left behind
+
+    checkpoint = load_checkpoint(output / "model.safetensors")
+    assert checkpoint.model.input_spec["fbs"] == 8 and len(checkpoint.classes) == 10
+    loader = DCTLoader("textures-tiny", split="val", batch_size=40, fbs=8, stats=checkpoint.stats)
+    inputs, labels = next(iter(loader))
+    checkpoint.model.eval()
+    with torch.no_grad():
+        accuracy = (checkpoint.model(inputs).argmax(1) == labels).float().mean().item() * 100
+    summary = json.loads((output / "summary.json").read_text())
+    assert accuracy == pytest.approx(records[-1]["val_acc"], abs=1e-6) == summary["final_val_acc"]
+
+
+def test_yaml_config_and_flag_precedence(tmp_path):
+    config = tmp_path / "train.yaml"
+    config.write_text("epochs: 1\nfbs: 4\nbatch-size: 16\n")
+    output = tmp_path / "run"
+    assert main(["--config", str(config), "--data", "textures-tiny", "--fbs", "6", "--output", str(output), "--quiet"]) == 0
+    resolved = yaml.safe_load((output / "config.yaml").read_text())
+    assert resolved["epochs"] == 1 and resolved["fbs"] == 6 and resolved["batch_size"] == 16
+
+
+@pytest.mark.parametrize(
+    "argv,message",
+    [
+        (["--fbs", "0"], "--fbs must be in 1..64"),
+        (["--crop", "20"], "--crop must be a positive multiple of 16"),
+        (["--input", "pixels"], "invalid choice"),
+        (["--epochs", "0"], "--epochs must be >= 1"),
+        (["--bogus"], "unrecognized arguments"),
+    ],
+)
+def test_bad_flags_exit_with_a_message(argv, message, capsys):
+    with pytest.raises(SystemExit) as exit_info:
+        main(argv)
+    assert exit_info.value.code == 2
+    assert message in capsys.readouterr().err
+
+
+@pytest.mark.parametrize(
+    "argv,message",
+    [
+        (["--model", "resnet_rgb_small"], "does not take DCT input"),
+        (["--model", "no_such_net"], "no_such_net"),
+        (["--data", "/nonexistent/folder"], "train/ and val/"),
+    ],
+)
+def test_bad_choices_are_reported_without_traceback(tmp_path, argv, message, capsys):
+    assert main([*TINY, "--output", str(tmp_path / "run"), *argv]) == 2
+    assert message in capsys.readouterr().err
+
+
+def test_console_script_entry_point(tmp_path):
+    result = subprocess.run(
+        [sys.executable, "-m", "cdomain.cli.train", "--list-models"], capture_output=True, text=True, timeout=300
+    )
+    assert result.returncode == 0 and "resnet_dct_small" in result.stdout.split()
