@@ -13,6 +13,7 @@ import tempfile
 from pathlib import Path
 from typing import Any
 
+import torch
 from safetensors import safe_open
 from safetensors.torch import load_file, save_file
 from torch import nn
@@ -72,6 +73,14 @@ def load_model(path: str | os.PathLike, **overrides: Any) -> nn.Module:
     """
     config = read_metadata(path)["config"]
     config.update(overrides)
-    model = create_model(**config)
-    model.load_state_dict(load_file(str(path)), strict=True)
+    state = load_file(str(path))
+    # Build on the meta device (no random initialisation of weights about to be replaced),
+    # then adopt the loaded tensors.
+    with torch.device("meta"):
+        model = create_model(**config)
+    model.load_state_dict(state, strict=True, assign=True)
+    leftover = [n for n, t in [*model.named_parameters(), *model.named_buffers()] if t.is_meta]
+    if leftover:  # a tensor outside the state dict (none today): fall back to a full build
+        model = create_model(**config)
+        model.load_state_dict(state, strict=True)
     return model

@@ -1,0 +1,125 @@
+"""Registry behaviour, configuration round trips and the contract of the CPU-scale networks."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+from torch import nn
+
+from cdomain.models import (
+    create_model,
+    is_model,
+    list_models,
+    load_model,
+    model_config,
+    read_metadata,
+    register_model,
+    save_model,
+)
+
+REQUIRED = {
+    "resnet50", "resnet50_dct_lc_rfa", "resnet50_dct_upsampling_rfa", "resnet50_dct_deconv_rfa",
+    "resnet50_fbs", "resnet18_dct", "resnet_dct_small", "resnet_rgb_small", "cresnet39", "cresnet51",
+}
+
+
+def test_required_entry_points_are_registered():
+    assert REQUIRED <= set(list_models())
+    assert list_models("cresnet*") == ["cresnet39", "cresnet51"]
+    assert is_model("resnet50") and not is_model("resnet51")
+
+
+def test_unknown_name_lists_known_names():
+    with pytest.raises(ValueError, match="unknown model 'resnet51'.*resnet50"):
+        create_model("resnet51")
+
+
+def test_fbs_is_rejected_for_rgb_and_latent_models():
+    with pytest.raises(ValueError, match="does not take DCT input"):
+        create_model("resnet_rgb_small", fbs=16)
+    with pytest.raises(ValueError, match="does not take DCT input"):
+        create_model("cresnet39", fbs=16)
+
+
+@pytest.mark.parametrize("fbs", [0, 65, -1, 16.0, "16", True, None])
+def test_invalid_fbs(fbs):
+    with pytest.raises(ValueError, match="fbs"):
+        create_model("resnet_dct_small", fbs=fbs)
+
+
+def test_unknown_argument():
+    with pytest.raises(ValueError, match="unknown argument.*'widht'"):
+        create_model("resnet_dct_small", widht=3)
+
+
+def test_duplicate_registration_is_an_error():
+    def resnet50():  # same name as the registered entry point
+        return nn.Identity()
+
+    with pytest.raises(ValueError, match="already registered"):
+        register_model(resnet50)
+
+
+def test_model_config_rebuilds_the_model():
+    model = create_model("resnet_dct_small", num_classes=7, fbs=8)
+    config = model_config(model)
+    assert config == {"name": "resnet_dct_small", "num_classes": 7, "fbs": 8, "base_width": 32, "drop_rate": 0.0}
+    rebuilt = create_model(**config)
+    assert rebuilt.input_spec == model.input_spec
+    assert {k: v.shape for k, v in rebuilt.state_dict().items()} == {k: v.shape for k, v in model.state_dict().items()}
+
+
+def test_reset_classifier():
+    model = create_model("resnet_dct_small").eval()
+    x = model.example_inputs(3, 64)[0]
+    model.reset_classifier(5)
+    assert model(x).shape == (3, 5) and model_config(model)["num_classes"] == 5
+    model.reset_classifier(0)
+    assert model(x).shape == (3, model.num_features)
+    with pytest.raises(ValueError):
+        model.reset_classifier(-1)
+
+
+def test_slice_default_network_contract():
+    """The default network of the CPU-scale runs: merged layout, n = 16, 10 classes, 64x64 images."""
+    model = create_model("resnet_dct_small", num_classes=10, fbs=16)
+    assert model.input_spec == {"input": "dct", "layout": "merged", "fbs": 16, "channels": 48, "stride": 8}
+    assert model.num_classes == 10
+    model.train()
+    out = model(torch.randn(64, 48, 8, 8))
+    assert out.shape == (64, 10)
+    model.eval()
+    for grid in [(1, 1), (3, 5), (28, 28)]:
+        assert model(torch.randn(2, 48, *grid)).shape == (2, 10)
+
+
+def test_rgb_small_counterpart():
+    model = create_model("resnet_rgb_small", num_classes=10).eval()
+    assert model.input_spec["layout"] == "rgb"
+    assert model.forward_features(torch.randn(2, 3, 64, 64)).shape[-2:] == (2, 2)
+    assert model(torch.randn(2, 3, 8, 8)).shape == (2, 10)
+
+
+def test_checkpoint_keeps_configuration_and_input_spec(tmp_path):
+    model = create_model("resnet_dct_small", fbs=4)
+    model.reset_classifier(3)
+    path = save_model(model, tmp_path / "sub" / "m.safetensors")
+    assert [p.name for p in path.parent.iterdir()] == ["m.safetensors"]  # no temporary left over
+    meta = read_metadata(path)
+    assert meta["input_spec"] == model.input_spec
+    assert meta["config"]["num_classes"] == 3
+    restored = load_model(path, drop_rate=0.1)
+    assert restored.num_classes == 3 and restored.drop_rate == 0.1
+
+
+def test_read_metadata_errors(tmp_path):
+    from safetensors.torch import save_file
+
+    bare = tmp_path / "bare.safetensors"
+    save_file({"w": torch.zeros(2)}, str(bare))
+    with pytest.raises(ValueError, match="no model configuration"):
+        read_metadata(bare)
+    junk = tmp_path / "junk.safetensors"
+    junk.write_bytes(b"not a safetensors file")
+    with pytest.raises(ValueError, match="junk.safetensors"):
+        read_metadata(junk)
