@@ -3,7 +3,9 @@
 Realistic sizes: a batch of 224x224 4:2:0 images (default 64): Y 28x28 blocks, Cb/Cr 14x14
 blocks per image. Every kernel is timed after a warm-up (compilation excluded) as the best of
 ``--repeat`` runs, which is the figure least disturbed by other load on the machine; the median
-is printed too. CUDA kernels are timed only when ``torch.cuda.is_available()``.
+is printed too. The three implementations of a kernel are timed in turn within each repetition,
+so load from other processes falls on all of them alike; the load average is printed. CUDA
+kernels are timed only when ``torch.cuda.is_available()``.
 
     python benchmarks/bench_kernels.py [--batch 64] [--repeat 7] [--only dequantize]
 
@@ -14,6 +16,7 @@ reference and 2x the torch version.
 from __future__ import annotations
 
 import argparse
+import os
 import statistics
 import sys
 import time
@@ -31,18 +34,28 @@ from cdomain.kernels import reference
 
 def timeit(fn: Callable[[], object], repeat_count: int, sync: Callable[[], None] | None = None) -> tuple[float, float]:
     """(best, median) seconds of ``fn`` over ``repeat_count`` runs after two warm-up calls."""
-    for _ in range(2):
+    return timeit_interleaved([fn], repeat_count, sync)[0]
+
+
+def timeit_interleaved(
+    fns: list[Callable[[], object]], repeat_count: int, sync: Callable[[], None] | None = None
+) -> list[tuple[float, float]]:
+    """(best, median) seconds of each of ``fns``, run in turn within every repetition so that
+    changing load on a shared machine affects all of them alike."""
+    for fn in fns:
         fn()
-    if sync:
-        sync()
-    times = []
+        fn()
+    times: list[list[float]] = [[] for _ in fns]
     for _ in range(repeat_count):
-        start = time.perf_counter()
-        fn()
-        if sync:
-            sync()
-        times.append(time.perf_counter() - start)
-    return min(times), statistics.median(times)
+        for fn, samples in zip(fns, times):
+            if sync:
+                sync()
+            start = time.perf_counter()
+            fn()
+            if sync:
+                sync()
+            samples.append(time.perf_counter() - start)
+    return [(min(samples), statistics.median(samples)) for samples in times]
 
 
 # --------------------------------------------------------------------------------------------
@@ -239,8 +252,7 @@ def run_cuda(batch: int, repeat_count: int) -> None:
     print(f"\nCUDA ({torch.cuda.get_device_name()}), batch {batch}")
     print(f"{'kernel':<38} {'numba.cuda ms':>14} {'torch ms':>10} {'x torch':>8}")
     for name, ours, theirs in rows:
-        a, _ = timeit(ours, repeat_count, sync)
-        b, _ = timeit(theirs, repeat_count, sync)
+        (a, _), (b, _) = timeit_interleaved([ours, theirs], repeat_count, sync)
         print(f"{name:<38} {a * 1e3:>14.3f} {b * 1e3:>10.3f} {b / a:>8.1f}")
 
 
@@ -253,6 +265,8 @@ def main(argv: list[str] | None = None) -> int:
 
     import numba
 
+    load = ", ".join(f"{x:.1f}" for x in os.getloadavg())
+    print(f"load average before the run: {load} on {os.cpu_count()} CPUs")
     print(f"batch {args.batch} x 224x224 4:2:0 (Y 28x28 blocks, CbCr 14x14); numba threads "
           f"{numba.get_num_threads()}, torch threads {torch.get_num_threads()}; best of {args.repeat} "
           f"(median in brackets), ms per batch")
@@ -262,13 +276,15 @@ def main(argv: list[str] | None = None) -> int:
     for name, megabytes, ours, ref, theirs in cases(args.batch):
         if args.only not in name:
             continue
-        results = [timeit(fn, args.repeat) for fn in (ours, ref, theirs)]
+        results = timeit_interleaved([ours, ref, theirs], args.repeat)
         cells = [f"{best * 1e3:7.2f} ({med * 1e3:6.1f})" for best, med in results]
         best = [r[0] for r in results]
         print(f"{name:<38} {cells[0]:>16} {cells[1]:>16} {cells[2]:>16} "
               f"{megabytes / 1e3 / best[0]:>6.2f} {best[1] / best[0]:>8.1f} {best[2] / best[0]:>8.1f}")
         sys.stdout.flush()
     run_cuda(args.batch, args.repeat)
+    load = ", ".join(f"{x:.1f}" for x in os.getloadavg())
+    print(f"load average after the run: {load}")
     return 0
 
 

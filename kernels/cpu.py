@@ -44,46 +44,60 @@ _pjit = njit(cache=True, nogil=True, parallel=True)
 
 @_jit
 def _dequantize_plane(coef, scale, zz, fy, fx, mean, std, normalize, out, b, k):
-    """Output channel ``k`` of image ``b``, written front to back.
+    """Output channel ``k`` of image ``b`` of ``out [B, n, bh * fy, bw * fx]``, front to back.
 
     ``coef`` is ``[B * bh * bw, 64]``. One channel at a time keeps the writes sequential (the
     output is the bigger side); the reads gather one coefficient per block from the image's
     blocks, which stay in cache. ``float32(c) * float32(q)`` is the correctly rounded exact
-    product, the same value as ``float32(c * q)`` in integers.
+    product, the same value as ``float32(c * q)`` in integers. Normalisation is a second pass
+    over each row (same operations, but the first loop stays branch-free).
     """
     bw = out.shape[3] // fx
     bh = out.shape[2] // fy
     z = zz[k]
     q = scale[b if scale.shape[0] > 1 else 0, k]
-    m = mean[k]
-    s = std[k]
     base = b * bh * bw
     for i in range(bh):
         y0 = i * fy
         r = base + i * bw
         if fx == 1:
             for j in range(bw):
-                v = np.float32(coef[r + j, z]) * q
-                if normalize:
-                    v = (v - m) / s
-                out[b, k, y0, j] = v
+                out[b, k, y0, j] = np.float32(coef[r + j, z]) * q
         elif fx == 2:
             for j in range(bw):
                 v = np.float32(coef[r + j, z]) * q
-                if normalize:
-                    v = (v - m) / s
                 out[b, k, y0, 2 * j] = v
                 out[b, k, y0, 2 * j + 1] = v
         else:
             for j in range(bw):
                 v = np.float32(coef[r + j, z]) * q
-                if normalize:
-                    v = (v - m) / s
                 for dx in range(fx):
                     out[b, k, y0, j * fx + dx] = v
+        if normalize:
+            m = mean[k]
+            s = std[k]
+            for x in range(bw * fx):
+                out[b, k, y0, x] = (out[b, k, y0, x] - m) / s
         for dy in range(1, fy):
             for x in range(bw * fx):
                 out[b, k, y0 + dy, x] = out[b, k, y0, x]
+
+
+@_jit
+def _dequantize_flat_plane(coef, scale, zz, mean, std, normalize, out, b, k):
+    """``_dequantize_plane`` without upsampling, for ``out [B, n, bh * bw]`` (planes contiguous):
+    one long loop per channel."""
+    nblk = out.shape[2]
+    z = zz[k]
+    q = scale[b if scale.shape[0] > 1 else 0, k]
+    base = b * nblk
+    for r in range(nblk):
+        out[b, k, r] = np.float32(coef[base + r, z]) * q
+    if normalize:
+        m = mean[k]
+        s = std[k]
+        for r in range(nblk):
+            out[b, k, r] = (out[b, k, r] - m) / s
 
 
 @_jit
@@ -100,6 +114,20 @@ def _dequantize_parallel(coef, scale, zz, fy, fx, mean, std, normalize, out):
         _dequantize_plane(coef, scale, zz, fy, fx, mean, std, normalize, out, r // n, r % n)
 
 
+@_jit
+def _dequantize_flat_serial(coef, scale, zz, mean, std, normalize, out):
+    for b in range(out.shape[0]):
+        for k in range(zz.shape[0]):
+            _dequantize_flat_plane(coef, scale, zz, mean, std, normalize, out, b, k)
+
+
+@_pjit
+def _dequantize_flat_parallel(coef, scale, zz, mean, std, normalize, out):
+    n = zz.shape[0]
+    for r in prange(out.shape[0] * n):
+        _dequantize_flat_plane(coef, scale, zz, mean, std, normalize, out, r // n, r % n)
+
+
 def dequantize_select(coef, table, zz, fy, fx, mean, std, normalize, out) -> None:
     """Write ``reference.dequantize_select`` of ``coef`` ``[B, bh, bw, 64]`` into ``out``
     ``[B, n, bh * fy, bw * fx]``; ``table`` is int64 ``[T, 64]``, ``mean``/``std`` float32
@@ -107,7 +135,19 @@ def dequantize_select(coef, table, zz, fy, fx, mean, std, normalize, out) -> Non
     nb, bh, bw = coef.shape[:3]
     scale = np.ascontiguousarray(table[:, zz], dtype=np.float32)  # exact: entries < 2**24
     flat = coef.reshape(nb * bh * bw, 64)
-    _run(_dequantize_parallel, _dequantize_serial, nb * bh * bw, flat, scale, zz, fy, fx, mean, std, normalize, out)
+    planes = None
+    if fy == 1 and fx == 1:
+        planes = out.view()
+        try:  # merge each channel's rows into one axis when that needs no copy
+            planes.shape = (out.shape[0], out.shape[1], bh * bw)
+        except AttributeError:
+            planes = None
+    if planes is not None:
+        _run(_dequantize_flat_parallel, _dequantize_flat_serial, nb * bh * bw,
+             flat, scale, zz, mean, std, normalize, planes)
+    else:
+        _run(_dequantize_parallel, _dequantize_serial, nb * bh * bw,
+             flat, scale, zz, fy, fx, mean, std, normalize, out)
 
 
 def use_parallel(blocks: int) -> bool:
@@ -404,30 +444,40 @@ def _upsample(plane, fy, fx, height, width, fancy):
             for x in range(width):
                 out[y, x] = plane[y // fy, x // fx]
         return out
+    # Row by row: ``sums`` holds the vertical 3:1 column sums (or the samples themselves for
+    # h2v1) with one replicated entry at each end, ``row`` the full-width filtered output.
+    sums = np.empty(win + 2, np.int32)
+    row = np.empty(2 * win, np.int32)
     for y in range(height):
         i = y // fy
         if fy == 2:
             # nearest input row, and the next nearest (above for even, below for odd rows)
             other = max(i - 1, 0) if y % 2 == 0 else min(i + 1, hin - 1)
+            for j in range(win):
+                sums[j + 1] = 3 * np.int32(plane[i, j]) + np.int32(plane[other, j])
         else:
-            other = i
+            for j in range(win):
+                sums[j + 1] = np.int32(plane[i, j])
+        sums[0] = sums[1]
+        sums[win + 1] = sums[win]
+        if fx == 1:
+            # h1v2: vertical 3:1 with biases +1 (upper output row) / +2 (lower)
+            bias = 1 + y % 2
+            for x in range(width):
+                out[y, x] = np.uint8((sums[x + 1] + bias) >> 2)
+            continue
+        if fy == 1:
+            # h2v1: horizontal 3:1 with biases +1 (left output) / +2 (right)
+            for j in range(win):
+                row[2 * j] = (3 * sums[j + 1] + sums[j] + 1) >> 2
+                row[2 * j + 1] = (3 * sums[j + 1] + sums[j + 2] + 2) >> 2
+        else:
+            # h2v2: 3:1 across the column sums, biases +8 / +7
+            for j in range(win):
+                row[2 * j] = (3 * sums[j + 1] + sums[j] + 8) >> 4
+                row[2 * j + 1] = (3 * sums[j + 1] + sums[j + 2] + 7) >> 4
         for x in range(width):
-            if fx == 1:
-                # h1v2: vertical 3:1 with biases +1 (upper) / +2 (lower)
-                s = 3 * np.int32(plane[i, x]) + np.int32(plane[other, x])
-                out[y, x] = np.uint8((s + 1 + (y % 2)) >> 2)
-            else:
-                j = x // 2
-                jn = max(j - 1, 0) if x % 2 == 0 else min(j + 1, win - 1)
-                if fy == 1:
-                    # h2v1: horizontal 3:1 with biases +1 (left) / +2 (right)
-                    s = 3 * np.int32(plane[i, j]) + np.int32(plane[i, jn])
-                    out[y, x] = np.uint8((s + 1 + (x % 2)) >> 2)
-                else:
-                    # h2v2: column sums 3:1 vertically, then 3:1 horizontally, biases +8 / +7
-                    this = 3 * np.int32(plane[i, j]) + np.int32(plane[other, j])
-                    near = 3 * np.int32(plane[i, jn]) + np.int32(plane[other, jn])
-                    out[y, x] = np.uint8((3 * this + near + 8 - (x % 2)) >> 4)
+            out[y, x] = np.uint8(row[x])
     return out
 
 
