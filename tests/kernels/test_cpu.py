@@ -60,7 +60,10 @@ def test_concurrent_calls_from_threads(rng, monkeypatch):
     table = quality_table(70)
     expected = reference.dequantize_select(coefficients, table, 16, (2, 2))
     with ThreadPoolExecutor(4) as pool:
-        results = list(pool.map(lambda _: kernels.dequantize_select(coefficients, table, 16, upsample=(2, 2)), range(16)))
+        def call(_):
+            return kernels.dequantize_select(coefficients, table, 16, upsample=(2, 2))
+
+        results = list(pool.map(call, range(16)))
     for result in results:
         np.testing.assert_array_equal(result, expected)
 
@@ -74,7 +77,8 @@ def test_dequantize_select_per_image_tables_and_normalisation(rng):
     np.testing.assert_array_equal(kernels.dequantize_select(coefficients, tables, 12, mean=mean, std=std), expected)
     # mean or std alone
     only_std = kernels.dequantize_select(coefficients, tables, 12, std=std)
-    np.testing.assert_array_equal(only_std, reference.dequantize_select(coefficients, tables, 12, (1, 1), np.zeros(12, np.float32), std))
+    zero = np.zeros(12, np.float32)
+    np.testing.assert_array_equal(only_std, reference.dequantize_select(coefficients, tables, 12, (1, 1), zero, std))
 
 
 def test_dequantize_select_into_channel_slice_of_merged_tensor(rng):
@@ -84,7 +88,8 @@ def test_dequantize_select_into_channel_slice_of_merged_tensor(rng):
     n = 8
     merged = torch.full((2, 2 * n, 4, 6), -1.0)
     out_y = kernels.dequantize_select(torch.from_numpy(y), quality_table(75), n, out=merged[:, :n])
-    out_cb = kernels.dequantize_select(cb, quality_table(75, chroma=True), n, upsample=(2, 2), out=merged[:, n:].numpy())
+    chroma_table = quality_table(75, chroma=True)
+    out_cb = kernels.dequantize_select(cb, chroma_table, n, upsample=(2, 2), out=merged[:, n:].numpy())
     assert isinstance(out_y, torch.Tensor) and isinstance(out_cb, np.ndarray)
     np.testing.assert_array_equal(merged[:, :n].numpy(), reference.dequantize_select(y, quality_table(75), n))
     np.testing.assert_array_equal(
@@ -106,7 +111,8 @@ def test_torch_in_torch_out_zero_copy_input(rng):
     table = torch.from_numpy(quality_table(80).astype(np.int32))
     result = kernels.dequantize_select(coefficients, table, 5)
     assert isinstance(result, torch.Tensor) and result.dtype == torch.float32
-    np.testing.assert_array_equal(result.numpy(), reference.dequantize_select(coefficients.numpy(), quality_table(80), 5))
+    expected = reference.dequantize_select(coefficients.numpy(), quality_table(80), 5)
+    np.testing.assert_array_equal(result.numpy(), expected)
     for fn in (kernels.hflip, lambda c: kernels.crop(c, 0, 1, 2, 2), lambda c: kernels.requantize(c, table, table)):
         assert isinstance(fn(coefficients), torch.Tensor)
 

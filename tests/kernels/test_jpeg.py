@@ -41,7 +41,8 @@ def decode(components, tables, sampling, height, width):
     v_max, h_max = max(s[0] for s in sampling), max(s[1] for s in sampling)
     luma = np.ascontiguousarray(planes[0][:height, :width])
     chroma = [
-        kernels.upsample_plane(p, (v_max // v, h_max // h), (height, width)) for p, (v, h) in zip(planes[1:], sampling[1:])
+        kernels.upsample_plane(plane, (v_max // v, h_max // h), (height, width))
+        for plane, (v, h) in zip(planes[1:], sampling[1:])
     ]
     return kernels.ycbcr_to_rgb(luma, chroma[0], chroma[1])
 
