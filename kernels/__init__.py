@@ -249,6 +249,8 @@ def dequantize_select(
             raise ValueError(f"out must be float32, got {_np_dtype(out)}")
         if (_kind(out) == "cuda") != (kind == "cuda"):
             raise ValueError("out must be on the same device as coefficients")
+        if kind == "cuda" and _is_torch(out) != _is_torch(coefficients):
+            raise ValueError("out must be the same kind of array as coefficients (torch tensor or Numba device array)")
     if kind == "cuda":
         from . import _device
 

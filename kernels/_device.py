@@ -39,7 +39,7 @@ class _Context:
 
         self.cuda = cuda
         self.torch = _is_torch(like)
-        self.stream = 0
+        self.stream = None
         if self.torch:
             import torch
 

@@ -3,7 +3,7 @@
 Importing this module imports ``numba.cuda`` but needs no GPU: kernels compile on first launch.
 ``cdomain.kernels`` imports it only when a CUDA array arrives (through ``_device.py``, which
 turns torch tensors into device views and picks the stream). Each launcher takes device arrays
-already shaped as the CPU kernels take them (leading axes collapsed) and a stream, or ``0`` for
+already shaped as the CPU kernels take them (leading axes collapsed) and a stream, or None for
 the default stream. Every kernel uses a grid-stride loop over its output elements, so any
 launch size is correct; one thread per output element keeps writes coalesced.
 
@@ -38,10 +38,10 @@ def _grid(total: int) -> int:
 def _launch(kernel, total: int, stream, *args) -> None:
     if total == 0:
         return
-    if stream:
-        kernel[_grid(total), THREADS, stream](*args)
-    else:
+    if stream is None:
         kernel[_grid(total), THREADS](*args)
+    else:
+        kernel[_grid(total), THREADS, stream](*args)
 
 
 # --------------------------------------------------------------------------------------------
@@ -67,7 +67,7 @@ def _dequantize_kernel(coef, table, zz, fy, fx, mean, std, normalize, out):
         out[b, k, y, x] = v
 
 
-def dequantize_select(coef, table, zz, fy, fx, mean, std, normalize, out, stream=0) -> None:
+def dequantize_select(coef, table, zz, fy, fx, mean, std, normalize, out, stream=None) -> None:
     """``coef`` int16 ``[B, bh, bw, 8, 8]``, ``table`` int64 ``[T, 64]``, ``out`` float32
     ``[B, n, bh * fy, bw * fx]`` (any strides)."""
     total = out.shape[0] * out.shape[1] * out.shape[2] * out.shape[3]
@@ -89,7 +89,7 @@ def _hflip_kernel(coef, out):
         out[b, i, j, u, v] = -value if v % 2 == 1 else value
 
 
-def hflip(coef, out, stream=0) -> None:
+def hflip(coef, out, stream=None) -> None:
     """``coef`` and ``out`` ``[B, bh, bw, 8, 8]`` of one dtype."""
     _launch(_hflip_kernel, out.size, stream, coef, out)
 
@@ -108,7 +108,7 @@ def _crop_kernel(coef, top, left, out):
         out[b, i, j, u, v] = coef[b, top + i, left + j, u, v]
 
 
-def crop(coef, top, left, out, stream=0) -> None:
+def crop(coef, top, left, out, stream=None) -> None:
     """``out [B, height, width, 8, 8] = coef[B, top:, left:, 8, 8]``."""
     _launch(_crop_kernel, out.size, stream, coef, top, left, out)
 
@@ -131,7 +131,7 @@ def _requantize_kernel(coef, table_from, table_to, out):
         out[b, i, j, z // 8, z % 8] = min(max(result, -32768), 32767)
 
 
-def requantize(coef, table_from, table_to, out, stream=0) -> None:
+def requantize(coef, table_from, table_to, out, stream=None) -> None:
     """``coef``/``out`` int16 ``[B, bh, bw, 8, 8]``, tables int64 ``[T, 64]``."""
     _launch(_requantize_kernel, out.size, stream, coef, table_from, table_to, out)
 
@@ -186,12 +186,12 @@ def _fdct_kernel(blocks, d, out):
         out[b, u, v] = _fdct_value(blocks[b], 0.0, d, u, v)
 
 
-def idct_8x8(blocks, ones, d, out, stream=0) -> None:
+def idct_8x8(blocks, ones, d, out, stream=None) -> None:
     """float32 ``[N, 8, 8]``; ``ones`` float64 ``[1, 64]`` of ones, ``d`` the scaled DCT matrix."""
     _launch(_idct_kernel, out.size, stream, blocks, ones, d, out)
 
 
-def fdct_8x8(blocks, d, out, stream=0) -> None:
+def fdct_8x8(blocks, d, out, stream=None) -> None:
     """float32 ``[N, 8, 8]``; ``d`` the scaled DCT matrix."""
     _launch(_fdct_kernel, out.size, stream, blocks, d, out)
 
@@ -211,7 +211,7 @@ def _samples_kernel(coef, table, d, out):
         out[b, py, px] = np.uint8(min(max(p, 0.0), 255.0))
 
 
-def samples_from_blocks(coef, table, d, out, stream=0) -> None:
+def samples_from_blocks(coef, table, d, out, stream=None) -> None:
     """int16 ``[B, bh, bw, 8, 8]`` -> uint8 ``[B, 8 bh, 8 bw]``; ``table`` float64/int64 ``[T, 64]``."""
     _launch(_samples_kernel, out.size, stream, coef, table, d, out)
 
@@ -235,7 +235,7 @@ def _blocks_kernel(plane, table, d, out):
         out[b, i, j, u, v] = np.int16(q)
 
 
-def blocks_from_samples(plane, table, d, out, stream=0) -> None:
+def blocks_from_samples(plane, table, d, out, stream=None) -> None:
     """uint8 ``[B, 8 bh, 8 bw]`` -> int16 ``[B, bh, bw, 8, 8]``; ``table`` int64 ``[T, 64]``."""
     _launch(_blocks_kernel, out.size, stream, plane, table, d, out)
 
@@ -276,7 +276,7 @@ def _upsample_kernel(plane, fy, fx, fancy, out):
                 out[y, x] = np.uint8((3 * this + near + 8 - (x % 2)) >> 4)
 
 
-def upsample_plane(plane, fy, fx, fancy, out, stream=0) -> None:
+def upsample_plane(plane, fy, fx, fancy, out, stream=None) -> None:
     """uint8 ``[h, w]`` -> uint8 ``out [H, W]`` (see ``reference.upsample_plane``)."""
     _launch(_upsample_kernel, out.size, stream, plane, fy, fx, fancy, out)
 
@@ -297,7 +297,7 @@ def _ycbcr_to_rgb_kernel(y, cb, cr, cr_r, cb_b, cr_g, cb_g, out):
         out[b, r, c, 2] = min(max(luma + cb_b[vb], 0), 255)
 
 
-def ycbcr_to_rgb(y, cb, cr, tables, out, stream=0) -> None:
+def ycbcr_to_rgb(y, cb, cr, tables, out, stream=None) -> None:
     """uint8 ``[B, H, W]`` planes -> ``out [B, H, W, 3]``; ``tables`` from
     ``reference.ycbcr_tables()`` on the device."""
     _launch(_ycbcr_to_rgb_kernel, y.size, stream, y, cb, cr, *tables, out)
@@ -319,6 +319,6 @@ def _rgb_to_ycbcr_kernel(rgb, out):
         out[b, 2, r, c] = (_FR0 * red + _FR1 * green + _FR2 * blue + _CBCR_OFFSET) >> _SCALEBITS
 
 
-def rgb_to_ycbcr(rgb, out, stream=0) -> None:
+def rgb_to_ycbcr(rgb, out, stream=None) -> None:
     """uint8 ``[B, H, W, 3]`` -> uint8 ``out [B, 3, H, W]``."""
     _launch(_rgb_to_ycbcr_kernel, rgb.shape[0] * rgb.shape[1] * rgb.shape[2], stream, rgb, out)
