@@ -72,8 +72,28 @@ def crop_blocks(image: DCTImage, top: int, left: int, rows: int, cols: int) -> D
     return replace(image, coefficients=tuple(parts), height=rows * 8, width=cols * 8)
 
 
+@dataclass(frozen=True)
+class Region:
+    """Where a sample's pixels came from: the crop in source-image pixels, and the flip.
+
+    ``top``/``left`` may be negative when a small image was padded. Targets that live in image
+    coordinates (points, density maps) use this to follow the crop and the flip.
+    """
+
+    top: int
+    left: int
+    height: int
+    width: int
+    flipped: bool = False
+
+
 def pad_blocks(image: DCTImage, rows: int, cols: int) -> DCTImage:
     """Centre the image in a ``rows`` x ``cols`` luma-block canvas of zero blocks (mid-grey)."""
+    return _pad_blocks(image, rows, cols)[0]
+
+
+def _pad_blocks(image: DCTImage, rows: int, cols: int) -> tuple[DCTImage, int, int]:
+    """Pad as :func:`pad_blocks`; also return the image's top/left offset in the canvas (blocks)."""
     ry, rx = chroma_ratio(image)
     have_rows, have_cols = aligned_blocks(image)
     image = crop_blocks(image, 0, 0, have_rows, have_cols)
@@ -86,7 +106,7 @@ def pad_blocks(image: DCTImage, rows: int, cols: int) -> DCTImage:
         h, w = coefficients.shape[:2]
         canvas[top // fy : top // fy + h, left // fx : left // fx + w] = coefficients
         parts.append(canvas)
-    return replace(image, coefficients=tuple(parts), height=rows * 8, width=cols * 8)
+    return replace(image, coefficients=tuple(parts), height=rows * 8, width=cols * 8), top, left
 
 
 def hflip_image(image: DCTImage) -> DCTImage:
@@ -100,6 +120,16 @@ def select_region(
     rng: np.random.Generator | None,
     small: str = "pad",
 ) -> DCTImage:
+    """The region of :func:`locate_region` alone."""
+    return locate_region(image, crop, rng, small)[0]
+
+
+def locate_region(
+    image: DCTImage,
+    crop: tuple[int, int] | None,
+    rng: np.random.Generator | None,
+    small: str = "pad",
+) -> tuple[DCTImage, Region]:
     """Cut the training/eval region: a random (``rng`` given) or centre MCU-aligned crop.
 
     ``crop`` is ``(height, width)`` in pixels (multiples of :data:`CROP_MULTIPLE`), or None for
@@ -110,14 +140,15 @@ def select_region(
     if rows == 0 or cols == 0:
         raise ValueError(f"{image.source}: image of {image.width}x{image.height} px has no whole MCU")
     if crop is None:
-        return crop_blocks(image, 0, 0, rows, cols)
+        return crop_blocks(image, 0, 0, rows, cols), Region(0, 0, rows * 8, cols * 8)
     want_rows, want_cols = crop[0] // 8, crop[1] // 8
+    pad_top = pad_left = 0
     if rows < want_rows or cols < want_cols:
         if small == "error":
             raise ValueError(
                 f"{image.source}: image of {image.width}x{image.height} px is smaller than the crop {crop[1]}x{crop[0]}"
             )
-        image = pad_blocks(image, max(rows, want_rows), max(cols, want_cols))
+        image, pad_top, pad_left = _pad_blocks(image, max(rows, want_rows), max(cols, want_cols))
         rows, cols = max(rows, want_rows), max(cols, want_cols)
     ry, rx = chroma_ratio(image)
     slack_rows, slack_cols = (rows - want_rows) // ry, (cols - want_cols) // rx
@@ -126,7 +157,8 @@ def select_region(
     else:
         top = int(rng.integers(0, slack_rows + 1)) * ry
         left = int(rng.integers(0, slack_cols + 1)) * rx
-    return crop_blocks(image, top, left, want_rows, want_cols)
+    region = Region((top - pad_top) * 8, (left - pad_left) * 8, want_rows * 8, want_cols * 8)
+    return crop_blocks(image, top, left, want_rows, want_cols), region
 
 
 def to_channels(

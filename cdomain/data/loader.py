@@ -1,8 +1,10 @@
-"""DCTLoader: batches of JPEG DCT coefficients, laid out as channels, ready for a network.
+"""DCTLoader (and RGBLoader): batches of network inputs read from JPEG files.
 
-Each sample is read only as far as its quantized coefficients, cropped and flipped in the DCT
-domain, then dequantized with frequency band selection into channels (see
-:mod:`cdomain.data.dct_transforms`). Batching, worker processes and shuffling come from
+Each sample is read only as far as its quantized coefficients, optionally transformed in the
+DCT domain (a quality change, for instance), cropped and flipped in the DCT domain, then either
+dequantized with frequency band selection into channels (:class:`DCTLoader`, see
+:mod:`cdomain.data.dct_transforms`) or decoded to pixels (:class:`RGBLoader`, the baseline that
+sees exactly the same crops). Batching, worker processes and shuffling come from
 ``torch.utils.data``; randomness is derived from ``(seed, epoch, index)`` so results do not
 depend on the number of workers.
 """
@@ -10,7 +12,7 @@ depend on the number of workers.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Iterator, Sequence
+from typing import Any, Callable, Iterator, Sequence
 
 import numpy as np
 import torch
@@ -21,13 +23,22 @@ from cdomain.data.dct_transforms import (
     LAYOUTS,
     SMALL_POLICIES,
     ChannelStats,
+    Region,
     hflip_image,
-    select_region,
+    locate_region,
     to_channels,
 )
 from cdomain.data.folder import DataSource, SampleList, resolve_source
 from cdomain.jpeg.errors import JPEGError
+from cdomain.jpeg.image import DCTImage
 from cdomain.jpeg.reader import read_coefficients
+
+INPUTS = ("dct", "rgb")
+
+#: A per-sample DCT-domain transform applied right after reading (e.g. a random quality change).
+SampleTransform = Callable[[DCTImage, np.random.Generator], DCTImage]
+#: The training target of sample ``index`` cut to ``region``; the default is the class label.
+TargetFn = Callable[[int, Region], Any]
 
 Inputs = torch.Tensor | tuple[torch.Tensor, torch.Tensor]
 
@@ -40,13 +51,14 @@ class BadSample:
     cause: str
 
 
-class DCTDataset(Dataset):
-    """Indexable DCT samples; returns ``(inputs, label)`` or a :class:`BadSample` when skipping."""
+class JPEGDataset(Dataset):
+    """Indexable samples; returns ``(inputs, target)`` or a :class:`BadSample` when skipping."""
 
     def __init__(
         self,
         samples: SampleList,
         *,
+        input: str,
         fbs: int,
         layout: str,
         crop: tuple[int, int] | None,
@@ -57,8 +69,11 @@ class DCTDataset(Dataset):
         small: str,
         skip_bad: bool,
         backend: str,
+        transform: SampleTransform | None = None,
+        target: TargetFn | None = None,
     ) -> None:
-        self.samples = samples
+        self.samples, self.input = samples, input
+        self.transform, self.target = transform, target
         self.fbs, self.layout, self.crop = fbs, layout, crop
         self.augment, self.flip, self.seed = augment, flip, seed
         self.stats, self.small, self.skip_bad, self.backend = stats, small, skip_bad, backend
@@ -70,20 +85,43 @@ class DCTDataset(Dataset):
     def __getitem__(self, index: int):
         path = self.samples.paths[index]
         try:
-            return self.load(index), self.samples.labels[index]
+            inputs, region = self.load(index)
+            target = self.samples.labels[index] if self.target is None else self.target(index, region)
+            return inputs, target
         except (JPEGError, ValueError) as error:
             if not self.skip_bad:
                 raise
             return BadSample(path, str(error))
 
-    def load(self, index: int, stats: ChannelStats | None | bool = True) -> np.ndarray | tuple[np.ndarray, np.ndarray]:
-        """Read, crop, flip and lay out sample ``index`` (``stats=False`` skips normalisation)."""
+    def load(self, index: int, stats: bool = True) -> tuple[np.ndarray | tuple[np.ndarray, np.ndarray], Region]:
+        """Read, transform, crop, flip and lay out sample ``index``; also say which region.
+
+        ``stats=False`` skips normalisation (used to compute the statistics).
+        """
         image = read_coefficients(self.samples.paths[index], backend=self.backend)
-        rng = np.random.default_rng([self.seed, self.epoch, index]) if self.augment else None
-        image = select_region(image, self.crop, rng, self.small)
-        if rng is not None and self.flip and rng.random() < 0.5:
+        rng = np.random.default_rng([self.seed, self.epoch, index])
+        if self.transform is not None:
+            image = self.transform(image, rng)
+        image, region = locate_region(image, self.crop, rng if self.augment else None, self.small)
+        if self.augment and self.flip and rng.random() < 0.5:
             image = hflip_image(image)
-        return to_channels(image, self.fbs, self.layout, self.stats if stats is True else None)
+            region = Region(region.top, region.left, region.height, region.width, flipped=True)
+        channel_stats = self.stats if stats else None
+        if self.input == "rgb":
+            return to_rgb_channels(image, channel_stats), region
+        return to_channels(image, self.fbs, self.layout, channel_stats), region
+
+
+def to_rgb_channels(image: DCTImage, stats: ChannelStats | None = None) -> np.ndarray:
+    """Decode to float32 ``[3, H, W]`` pixel values (0..255; grayscale repeated), normalised by ``stats``."""
+    pixels = image.to_rgb()
+    if pixels.ndim == 2:
+        pixels = np.repeat(pixels[..., None], 3, axis=2)
+    out = np.ascontiguousarray(pixels.transpose(2, 0, 1), dtype=np.float32)
+    if stats is not None:
+        out -= stats.mean[:, None, None]
+        out /= stats.std[:, None, None]
+    return out
 
 
 def _collate(batch: list) -> tuple:
@@ -91,7 +129,11 @@ def _collate(batch: list) -> tuple:
     bad = [item for item in batch if isinstance(item, BadSample)]
     if not good:
         return None, None, bad
-    labels = torch.tensor([label for _, label in good], dtype=torch.long)
+    targets = [target for _, target in good]
+    if isinstance(targets[0], np.ndarray):
+        labels = torch.from_numpy(np.stack(targets))
+    else:
+        labels = torch.as_tensor(targets, dtype=torch.long)
     first = good[0][0]
     try:
         if isinstance(first, tuple):
@@ -106,8 +148,9 @@ def _collate(batch: list) -> tuple:
     return inputs, labels, bad
 
 
-class DCTLoader:
-    """Batches of DCT-domain inputs and labels from JPEG files.
+class JPEGLoader:
+    """Batches of inputs and targets from JPEG files; :class:`DCTLoader` and :class:`RGBLoader`
+    choose what the inputs are.
 
     Args:
         source: an ImageFolder directory (one sub-folder of JPEGs per class), an embedded
@@ -127,14 +170,19 @@ class DCTLoader:
         seed: seed for shuffling and augmentation; the same seed gives the same batches.
         workers: worker processes (0 loads in the calling process).
         skip_bad: skip unreadable files instead of raising; see :attr:`skipped`.
-        stats: per-channel normalisation; None yields raw dequantized coefficients.
+        stats: per-channel normalisation; None yields raw values.
         small: images smaller than ``crop``: ``"pad"`` with mid-grey blocks, or ``"error"``.
         drop_last: drop the last incomplete batch.
         backend: JPEG decoding backend passed to :func:`cdomain.read_coefficients`.
+        transform: a DCT-domain transform of each image right after reading, given the
+            sample's random generator (for example a random JPEG quality).
+        target: ``target(index, region)`` gives each sample's target (default: its label).
 
     Iterating yields ``(inputs, labels)``; each pass over the loader is one epoch and advances
     the epoch counter used for shuffling and augmentation.
     """
+
+    input = "dct"
 
     def __init__(
         self,
@@ -155,7 +203,11 @@ class DCTLoader:
         small: str = "pad",
         drop_last: bool = False,
         backend: str = "auto",
+        transform: SampleTransform | None = None,
+        target: TargetFn | None = None,
     ) -> None:
+        if self.input == "rgb":
+            fbs, layout = 1, "merged"
         if not 1 <= int(fbs) <= 64:
             raise ValueError(f"fbs must be in 1..64, got {fbs}")
         if layout not in LAYOUTS:
@@ -174,8 +226,9 @@ class DCTLoader:
         self.batch_size, self.workers, self.seed = batch_size, workers, seed
         self.shuffle = augment if shuffle is None else shuffle
         self.drop_last = drop_last
-        self.dataset = DCTDataset(
+        self.dataset = JPEGDataset(
             self.samples,
+            input=self.input,
             fbs=int(fbs),
             layout=layout,
             crop=crop_hw,
@@ -186,6 +239,8 @@ class DCTLoader:
             small=small,
             skip_bad=skip_bad,
             backend=backend,
+            transform=transform,
+            target=target,
         )
         self.skipped_files: list[BadSample] = []
 
@@ -223,6 +278,8 @@ class DCTLoader:
     @property
     def input_spec(self) -> dict:
         """What the batches contain, in the form models record as their expected input."""
+        if self.input == "rgb":
+            return {"input": "rgb", "layout": "rgb", "fbs": None, "channels": 3}
         fbs = self.dataset.fbs
         channels = 3 * fbs if self.dataset.layout == "merged" else (fbs, 2 * fbs)
         return {"input": "dct", "layout": self.dataset.layout, "fbs": fbs, "channels": channels}
@@ -255,7 +312,7 @@ class DCTLoader:
             self.dataset.epoch += 1
 
     def compute_stats(self, max_images: int = 512) -> ChannelStats:
-        """Per-channel mean/std of the 3n FBS channels over up to ``max_images`` samples.
+        """Per-channel mean/std of the input channels over up to ``max_images`` samples.
 
         Uses the centre region without augmentation or normalisation; these are the training
         statistics that a model stores with its weights.
@@ -272,7 +329,7 @@ class DCTLoader:
         try:
             for index in indices:
                 try:
-                    sample = dataset.load(int(index), stats=False)
+                    sample, _ = dataset.load(int(index), stats=False)
                 except (JPEGError, ValueError):
                     if not dataset.skip_bad:
                         raise
@@ -293,6 +350,29 @@ class DCTLoader:
         mean = total / weight
         std = np.sqrt(np.maximum(total_sq / weight - mean**2, 0.0))
         return ChannelStats(mean, std)
+
+
+
+
+class DCTLoader(JPEGLoader):
+    """Batches of dequantized, frequency-band-selected DCT coefficients laid out as channels.
+
+    Takes the arguments of :class:`JPEGLoader`. With the default ``layout="merged"`` and
+    ``fbs=n`` the inputs are ``[B, 3n, H/8, W/8]``.
+    """
+
+    input = "dct"
+
+
+class RGBLoader(JPEGLoader):
+    """Batches of decoded pixels ``[B, 3, H, W]`` (float, 0..255 before normalisation).
+
+    The same files, crops and flips as :class:`DCTLoader` (the regions are cut in the DCT domain
+    and decoded with :meth:`DCTImage.to_rgb`), so RGB and DCT networks see the same data;
+    ``fbs`` and ``layout`` do not apply.
+    """
+
+    input = "rgb"
 
 
 def _crop_size(crop: int | Sequence[int] | None) -> tuple[int, int] | None:
