@@ -17,6 +17,7 @@ import sys
 import tempfile
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Callable
 
 from tqdm import tqdm
 
@@ -62,15 +63,24 @@ def embedded_dataset(name: str, *, progress: bool | None = None) -> Path:
     ``progress`` shows a progress bar while generating (default: when stderr is a terminal).
     """
     spec = EMBEDDED[name]
-    root = embedded_root(name)
-    if root.is_dir():
-        return root
     if progress is None:
         progress = sys.stderr.isatty()
+    return build_once(embedded_root(name), lambda staging: _write_dataset(staging, spec, name, progress))
+
+
+def build_once(root: Path, write: Callable[[Path], None]) -> Path:
+    """Return the directory ``root``, first building it with ``write(staging)`` if it is missing.
+
+    ``write`` fills an empty temporary sibling of ``root``, which is then renamed to ``root`` in
+    one step, so an interrupted build never leaves a tree that looks complete. When two
+    processes build the same tree at once, the first rename wins and the other build is dropped.
+    """
+    if root.is_dir():
+        return root
     root.parent.mkdir(parents=True, exist_ok=True)
     staging = Path(tempfile.mkdtemp(prefix=f".{root.name}.", dir=root.parent))
     try:
-        _write_dataset(staging, spec, name, progress)
+        write(staging)
         try:
             staging.rename(root)
         except OSError:
