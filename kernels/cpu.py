@@ -176,21 +176,24 @@ def _run(parallel_kernel, serial_kernel, blocks: int, *args) -> None:
 # geometric and quality operations on coefficients
 
 
+_HFLIP_SIGN = np.array([1, -1] * 32, np.int16)  # (-1)^v for natural index u * 8 + v
+
+
 @_jit
-def hflip(coef):
-    """``reference.hflip`` of ``[B, bh, bw, 8, 8]`` blocks."""
-    out = np.empty_like(coef)
-    nb, bh, bw = coef.shape[0], coef.shape[1], coef.shape[2]
-    for b in range(nb):
-        for i in range(bh):
-            for j in range(bw):
-                src = coef[b, i, bw - 1 - j]
-                dst = out[b, i, j]
-                for u in range(8):
-                    for v in range(0, 8, 2):
-                        dst[u, v] = src[u, v]
-                        dst[u, v + 1] = -src[u, v + 1]
+def _hflip(rows):
+    out = np.empty_like(rows)
+    bw = rows.shape[1]
+    for r in range(rows.shape[0]):
+        for j in range(bw):
+            for z in range(64):
+                out[r, j, z] = rows[r, bw - 1 - j, z] * _HFLIP_SIGN[z]
     return out
+
+
+def hflip(coef):
+    """``reference.hflip`` of contiguous ``[B, bh, bw, 8, 8]`` blocks."""
+    nb, bh, bw = coef.shape[:3]
+    return _hflip(coef.reshape(nb * bh, bw, 64)).reshape(coef.shape)
 
 
 def crop(coef, top, left, height, width):
