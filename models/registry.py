@@ -45,6 +45,8 @@ def _resolve_kwargs(name: str, fn: Callable[..., nn.Module], kwargs: dict[str, A
     sig = inspect.signature(fn)
     params = sig.parameters
     takes_var_kw = any(p.kind is inspect.Parameter.VAR_KEYWORD for p in params.values())
+    if "fbs" in kwargs and kwargs["fbs"] is None:  # "no choice made": the entry point's default, if any
+        kwargs = {k: v for k, v in kwargs.items() if k != "fbs"}
     if "fbs" in kwargs and "fbs" not in params:
         raise ValueError(
             f"model {name!r} does not take DCT input, so 'fbs' (frequency band selection) "
@@ -69,8 +71,9 @@ def create_model(name: str, **kwargs: Any) -> nn.Module:
     """Build the registered model ``name``.
 
     Common arguments: ``num_classes`` for every model, ``fbs`` (the number n of lowest zigzag
-    frequencies kept per colour component) for DCT models. Unknown names and invalid arguments
-    raise ``ValueError`` naming what is accepted.
+    frequencies kept per colour component) for DCT models; ``fbs=None`` means the entry point's
+    default and is accepted by every model, any other ``fbs`` by DCT models only. Unknown names
+    and invalid arguments raise ``ValueError`` naming what is accepted.
     """
     if name not in _ENTRY_POINTS:
         raise ValueError(f"unknown model {name!r}; known models: {', '.join(list_models())}")

@@ -45,15 +45,11 @@ class ResNet(ClassifierNet):
                  widths: Sequence[int] = (64, 128, 256, 512), strides: Sequence[int] = (1, 2, 2, 2),
                  stem: str = "imagenet", stem_width: int = 64, in_chans: int = 3,
                  num_classes: int = 1000, stride_in_1x1: bool = True, drop_rate: float = 0.0):
-        stem_stride = {"imagenet": 4, "stride8": 8}.get(stem)
         spec = {"input": "rgb", "layout": "rgb", "fbs": None, "channels": in_chans, "stride": 1}
         stages, out_ch = build_stages(block, stem_width, layers, widths, strides, stride_in_1x1)
         super().__init__(num_classes, out_ch, spec, drop_rate)
         self.stem = _rgb_stem(stem, in_chans, stem_width)
         self.stages = stages
-        self.feature_stride = stem_stride
-        for s in strides:
-            self.feature_stride *= s
         init_weights(self)
 
     def forward_features(self, x: Tensor) -> Tensor:

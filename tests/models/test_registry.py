@@ -41,10 +41,15 @@ def test_fbs_is_rejected_for_rgb_and_latent_models():
         create_model("cresnet39", fbs=16)
 
 
-@pytest.mark.parametrize("fbs", [0, 65, -1, 16.0, "16", True, None])
+@pytest.mark.parametrize("fbs", [0, 65, -1, 16.0, "16", True])
 def test_invalid_fbs(fbs):
     with pytest.raises(ValueError, match="fbs"):
         create_model("resnet_dct_small", fbs=fbs)
+
+
+def test_fbs_none_means_the_default():
+    assert create_model("resnet_dct_small", fbs=None).input_spec["fbs"] == 16
+    assert create_model("resnet_rgb_small", fbs=None).input_spec["fbs"] is None
 
 
 def test_unknown_argument():
