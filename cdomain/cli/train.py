@@ -1,42 +1,48 @@
-"""cdomain-train: train a classifier on JPEG DCT coefficients.
+"""cdomain-train: train a network on JPEG DCT coefficients (or on decoded pixels, as a baseline).
 
 With no flags it trains ``resnet_dct_small`` with FBS n=16 on the embedded ``textures`` dataset
-(generated on first use). Every run writes into its output folder::
+(generated on first use). Modes: ``standard``, ``npt``, ``cpt`` and ``jpeg-aug`` (see
+:mod:`cdomain.train.modes`); ``--quality`` re-encodes the data (cached on disk). The run itself
+is :func:`cdomain.train.runner.run_training`; this module parses flags.
 
-    config.yaml        the resolved configuration (YAML file, then flags)
-    metrics.jsonl      one JSON record per epoch
-    model.safetensors  weights + input statistics + model metadata (after every epoch)
-    best.safetensors   the epoch with the best validation accuracy
+Multi-process: ``torchrun --nproc_per_node=N -m cdomain.cli.train ...``.
 """
 
 from __future__ import annotations
 
 import argparse
-import json
 import sys
-import time
-from dataclasses import asdict
 from pathlib import Path
 from typing import Sequence
 
-import torch
 import yaml
 
-from cdomain.atomic import atomic_write
 from cdomain.data.dct_transforms import CROP_MULTIPLE
-from cdomain.data.embedded import EMBEDDED, embedded_dataset, embedded_root
-from cdomain.data.loader import DCTLoader
+from cdomain.data.embedded import EMBEDDED
+from cdomain.data.quality import METHODS
 from cdomain.jpeg.errors import JPEGError
-from cdomain.models import create_model, list_models
-from cdomain.train.checkpoint import save_checkpoint
-from cdomain.train.engine import OPTIMIZERS, OptimConfig, fit
+from cdomain.train.engine import OPTIMIZERS
+from cdomain.train.modes import DEFAULT_CURRICULUM, MODES
+from cdomain.train.runner import UsageError, models_for_input, run_training
 
-INPUTS = ("dct",)
-DEFAULT_DATA = "textures"
+INPUTS = ("dct", "rgb")
 
 
-class UsageError(Exception):
-    """A configuration problem the user can fix; reported without a traceback."""
+def quality_list(text: str) -> tuple[int, ...]:
+    try:
+        values = tuple(int(part) for part in str(text).split(",") if part.strip())
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected comma-separated qualities, got {text!r}") from None
+    if not values or any(not 1 <= q <= 100 for q in values):
+        raise argparse.ArgumentTypeError(f"qualities must be in 1..100, got {text!r}")
+    return values
+
+
+def quality_range(text: str) -> tuple[int, int]:
+    values = quality_list(text)
+    if len(values) != 2 or values[0] > values[1]:
+        raise argparse.ArgumentTypeError(f"expected LOW,HIGH with LOW <= HIGH, got {text!r}")
+    return values
 
 
 def setup_args() -> argparse.ArgumentParser:
@@ -49,7 +55,7 @@ def setup_args() -> argparse.ArgumentParser:
     data = parser.add_argument_group("data")
     data.add_argument("--input", choices=INPUTS, default="dct", help="what the network reads")
     data.add_argument(
-        "--data", default=DEFAULT_DATA,
+        "--data", default="textures",
         help=f"embedded dataset ({', '.join(EMBEDDED)}) or a folder with train/ and val/ ImageFolder trees",
     )
     data.add_argument("--fbs", type=int, default=16, help="frequency band selection: lowest zigzag frequencies kept (1..64)")
@@ -60,16 +66,29 @@ def setup_args() -> argparse.ArgumentParser:
     data.add_argument("--batch-size", type=int, default=64)
     data.add_argument("--workers", type=int, default=0, help="data loading worker processes")
     data.add_argument("--skip-bad", action="store_true", help="skip unreadable JPEGs and report how many")
+    quality = parser.add_argument_group("JPEG quality and training mode")
+    quality.add_argument("--mode", choices=MODES, default="standard")
+    quality.add_argument("--quality", type=int, default=None,
+                         help="re-encode train and val data at this IJG quality (jpeg-aug: val only)")
+    quality.add_argument("--requant", choices=METHODS, default="pixel",
+                         help="re-encode through pixels (exact, libjpeg) or requantize in the DCT domain (fast)")
+    quality.add_argument("--target-quality", type=int, default=None, help="npt/cpt: the quality to end at")
+    quality.add_argument("--curriculum", type=quality_list, default=DEFAULT_CURRICULUM,
+                         help="cpt: decreasing qualities, e.g. 75,60,40,30,25,20,15,10,5,1")
+    quality.add_argument("--aug-quality", type=quality_range, default=(10, 90),
+                         help="jpeg-aug: LOW,HIGH range of random qualities")
+    quality.add_argument("--init", type=Path, default=None, help="initialise from this checkpoint (required by npt)")
     model = parser.add_argument_group("model and optimisation")
-    model.add_argument("--model", default="resnet_dct_small", help="registered model name (see --list-models)")
+    model.add_argument("--model", default=None, help="registered model name (default: resnet_dct_small / resnet_rgb_small)")
     model.add_argument("--list-models", action="store_true", help="print the models for --input and exit")
-    model.add_argument("--epochs", type=int, default=30)
+    model.add_argument("--epochs", type=int, default=30, help="epochs (per phase in cpt)")
     model.add_argument("--optimizer", choices=OPTIMIZERS, default="sgd")
     model.add_argument("--lr", type=float, default=0.05, help="peak learning rate (cosine schedule)")
     model.add_argument("--weight-decay", type=float, default=5e-4)
     model.add_argument("--warmup-epochs", type=float, default=1.0)
     run = parser.add_argument_group("run")
-    run.add_argument("--output", type=Path, default=None, help="output folder (default: runs/<time>-<model>-fbs<n>)")
+    run.add_argument("--output", type=Path, default=None, help="output folder (default: runs/<time>-<model>-...)")
+    run.add_argument("--resume", action="store_true", help="continue the interrupted run in --output")
     run.add_argument("--seed", type=int, default=0)
     run.add_argument("--device", default="auto", help="auto, cpu, cuda or cuda:N")
     run.add_argument("--stats-images", type=int, default=512, help="training images used for channel statistics")
@@ -77,24 +96,41 @@ def setup_args() -> argparse.ArgumentParser:
     return parser
 
 
+def _apply_yaml(parser: argparse.ArgumentParser, path: Path) -> None:
+    try:
+        loaded = yaml.safe_load(path.read_text()) or {}
+    except (OSError, yaml.YAMLError) as error:
+        parser.error(f"cannot read config {path}: {error}")
+    if not isinstance(loaded, dict):
+        parser.error(f"config {path}: expected a mapping of option names to values")
+    known = {action.dest for action in parser._actions}
+    options = {key.replace("-", "_"): value for key, value in loaded.items()}
+    unknown = sorted(set(options) - known - {"config"})
+    if unknown:
+        parser.error(f"config {path}: unknown option(s) {', '.join(unknown)}")
+    for key in ("curriculum", "aug_quality"):
+        if isinstance(options.get(key), (list, tuple)):
+            options[key] = tuple(int(q) for q in options[key])
+    parser.set_defaults(**options)
+
+
 def parse_config(argv: Sequence[str] | None) -> argparse.Namespace:
-    """Parse flags, with defaults taken from ``--config`` YAML where given."""
+    """Parse flags, with defaults from ``--config`` YAML, or from the run's own config when resuming."""
     parser = setup_args()
     args = parser.parse_args(argv)
-    if args.config is not None:
-        try:
-            loaded = yaml.safe_load(args.config.read_text()) or {}
-        except (OSError, yaml.YAMLError) as error:
-            parser.error(f"cannot read --config {args.config}: {error}")
-        if not isinstance(loaded, dict):
-            parser.error(f"--config {args.config}: expected a mapping of option names to values")
-        known = {action.dest for action in parser._actions}
-        options = {key.replace("-", "_"): value for key, value in loaded.items()}
-        unknown = sorted(set(options) - known - {"config"})
-        if unknown:
-            parser.error(f"--config {args.config}: unknown option(s) {', '.join(unknown)}")
-        parser.set_defaults(**options)
+    if args.resume:
+        if args.output is None:
+            parser.error("--resume needs --output, the folder of the run to continue")
+        saved = args.output / "config.yaml"
+        if not saved.is_file():
+            parser.error(f"--resume: {saved} does not exist")
+        _apply_yaml(parser, saved)
         args = parser.parse_args(argv)
+    elif args.config is not None:
+        _apply_yaml(parser, args.config)
+        args = parser.parse_args(argv)
+    if args.model is None:
+        args.model = "resnet_dct_small" if args.input == "dct" else "resnet_rgb_small"
     if not 1 <= args.fbs <= 64:
         parser.error(f"--fbs must be in 1..64, got {args.fbs}")
     if args.crop is not None and (args.crop < CROP_MULTIPLE or args.crop % CROP_MULTIPLE):
@@ -102,135 +138,19 @@ def parse_config(argv: Sequence[str] | None) -> argparse.Namespace:
     for name in ("epochs", "batch_size", "stats_images"):
         if getattr(args, name) < 1:
             parser.error(f"--{name.replace('_', '-')} must be >= 1")
+    for name in ("quality", "target_quality"):
+        value = getattr(args, name)
+        if value is not None and not 1 <= value <= 100:
+            parser.error(f"--{name.replace('_', '-')} must be in 1..100, got {value}")
     if args.workers < 0:
         parser.error("--workers must be >= 0")
     if args.lr <= 0:
         parser.error("--lr must be > 0")
+    if args.mode == "npt" and args.init is None and not args.resume:
+        parser.error("--mode npt needs --init, a checkpoint trained at the starting quality")
+    if args.mode in ("npt", "cpt") and args.target_quality is None and args.quality is None:
+        parser.error(f"--mode {args.mode} needs --target-quality")
     return args
-
-
-def resolve_device(name: str) -> torch.device:
-    if name == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    device = torch.device(name)
-    if device.type == "cuda" and not torch.cuda.is_available():
-        raise UsageError(f"--device {name}: CUDA is not available on this machine")
-    return device
-
-
-def models_for_input(kind: str) -> list[str]:
-    names = []
-    for name in list_models():
-        try:
-            spec = create_model(name, num_classes=2, **({"fbs": 8} if kind == "dct" else {})).input_spec
-        except (TypeError, ValueError):
-            continue
-        if spec["input"] == kind:
-            names.append(name)
-    return names
-
-
-def build_model(args: argparse.Namespace, num_classes: int) -> torch.nn.Module:
-    try:
-        model = create_model(args.model, num_classes=num_classes, fbs=args.fbs)
-    except (KeyError, ValueError) as error:
-        raise UsageError(f"--model {args.model}: {error}") from None
-    if model.input_spec["input"] != args.input:
-        raise UsageError(
-            f"--model {args.model} reads {model.input_spec['input']} input, not --input {args.input}; "
-            f"models for {args.input}: {', '.join(models_for_input(args.input))}"
-        )
-    return model
-
-
-def build_loaders(args: argparse.Namespace, layout: str) -> tuple[DCTLoader, DCTLoader]:
-    embedded = args.data in EMBEDDED and not Path(args.data).exists()
-    if not embedded:
-        root = Path(args.data)
-        if not (root / "train").is_dir() or not (root / "val").is_dir():
-            raise UsageError(f"--data {root}: expected an embedded dataset name or a folder with train/ and val/ sub-folders")
-    if embedded and not embedded_root(args.data).is_dir():
-        log(f"generating the embedded dataset {args.data!r} into {embedded_root(args.data)} (once)")
-        embedded_dataset(args.data)
-    crop = args.crop if args.crop is not None else (None if embedded else 224)
-    common = dict(
-        batch_size=args.batch_size, fbs=args.fbs, layout=layout, crop=crop,
-        seed=args.seed, workers=args.workers, skip_bad=args.skip_bad,
-    )
-    train = DCTLoader(args.data, split="train", augment=True, drop_last=True, **common)
-    val = DCTLoader(args.data, split="val", augment=False, **common)
-    if train.classes != val.classes:
-        raise UsageError(f"--data {args.data}: train and val have different class folders")
-    if len(train) == 0:
-        raise UsageError(f"--data {args.data}: fewer training images than one batch ({args.batch_size})")
-    return train, val
-
-
-def default_output(args: argparse.Namespace) -> Path:
-    stamp = time.strftime("%Y%m%d-%H%M%S")
-    return Path("runs") / f"{stamp}-{args.model}-fbs{args.fbs}"
-
-
-def run(args: argparse.Namespace) -> dict:
-    """Train as configured by ``args``; returns the summary that is also printed."""
-    torch.manual_seed(args.seed)
-    device = resolve_device(args.device)
-    progress = not args.quiet and sys.stderr.isatty()
-    output = args.output or default_output(args)
-    probe = build_model(args, num_classes=2)  # validates --model/--input before any data work
-    train, val = build_loaders(args, probe.input_spec["layout"])
-    model = build_model(args, num_classes=train.num_classes)
-    log(f"data: {args.data} ({len(train.samples)} train / {len(val.samples)} val images, {train.num_classes} classes)")
-    log(f"model: {args.model} on {device}, input {model.input_spec}, "
-        f"{sum(p.numel() for p in model.parameters()) / 1e6:.2f}M parameters")
-    stats = train.compute_stats(args.stats_images)
-    train.stats = val.stats = stats
-
-    output.mkdir(parents=True, exist_ok=True)
-    resolved = {key: (str(value) if isinstance(value, Path) else value) for key, value in vars(args).items()}
-    resolved["output"] = str(output)
-    atomic_write(output / "config.yaml", yaml.safe_dump(resolved, sort_keys=True))
-    metrics_path = output / "metrics.jsonl"
-    metrics_path.write_text("")
-    best = {"val_acc": -1.0, "epoch": 0}
-    info = {"data": args.data, "fbs": args.fbs, "seed": args.seed}
-
-    def on_epoch_end(epoch: int, record: dict) -> None:
-        record = {**record, "skipped_files": train.skipped + val.skipped}
-        with metrics_path.open("a") as handle:
-            handle.write(json.dumps(record) + "\n")
-        save_checkpoint(output / "model.safetensors", model, stats=stats, classes=train.classes, info={**info, "epoch": epoch})
-        if record["val_acc"] > best["val_acc"]:
-            best.update(val_acc=record["val_acc"], epoch=epoch)
-            save_checkpoint(output / "best.safetensors", model, stats=stats, classes=train.classes, info={**info, "epoch": epoch})
-        log(
-            f"epoch {epoch:3d}/{args.epochs}  train loss {record['train_loss']:.3f} acc {record['train_acc']:5.1f}%  "
-            f"val loss {record['val_loss']:.3f} acc {record['val_acc']:5.1f}%  {record['seconds']:.1f}s"
-        )
-
-    start = time.perf_counter()
-    optim = OptimConfig(optimizer=args.optimizer, lr=args.lr, weight_decay=args.weight_decay, warmup_epochs=args.warmup_epochs)
-    history = fit(model, train, val, epochs=args.epochs, optim=optim, device=device, progress=progress, on_epoch_end=on_epoch_end)
-    summary = {
-        "seconds": round(time.perf_counter() - start, 1),
-        "final_val_acc": history[-1]["val_acc"],
-        "best_val_acc": best["val_acc"],
-        "best_epoch": best["epoch"],
-        "skipped_files": train.skipped + val.skipped,
-        "output": str(output),
-        "optim": asdict(optim),
-    }
-    atomic_write(output / "summary.json", json.dumps(summary, indent=2))
-    log(
-        f"done in {summary['seconds']:.0f}s: final val acc {summary['final_val_acc']:.1f}%, "
-        f"best {summary['best_val_acc']:.1f}% (epoch {summary['best_epoch']}); "
-        f"skipped {summary['skipped_files']} bad files; checkpoint {output / 'model.safetensors'}"
-    )
-    return summary
-
-
-def log(message: str) -> None:
-    print(message, flush=True)
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -239,12 +159,12 @@ def main(argv: Sequence[str] | None = None) -> int:
         print("\n".join(models_for_input(args.input)))
         return 0
     try:
-        run(args)
-    except (UsageError, JPEGError, FileNotFoundError) as error:
+        run_training(args)
+    except (UsageError, JPEGError, FileNotFoundError, ValueError) as error:
         print(f"cdomain-train: error: {error}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
-        print("cdomain-train: interrupted; the last completed epoch's checkpoint is intact", file=sys.stderr)
+        print("cdomain-train: interrupted; --resume continues from the last completed epoch", file=sys.stderr)
         return 130
     return 0
 

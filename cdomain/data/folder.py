@@ -12,7 +12,7 @@ from cdomain.data.embedded import EMBEDDED, embedded_dataset
 JPEG_SUFFIXES = (".jpg", ".jpeg", ".jpe", ".jfif")
 
 #: A dataset source: a folder, an embedded dataset name, or files (optionally with labels).
-DataSource = Union[str, "os.PathLike[str]", Sequence[Union[str, "os.PathLike[str]", tuple]]]
+DataSource = Union[str, "os.PathLike[str]", Sequence[Union[str, "os.PathLike[str]", tuple]], "SampleList"]
 
 
 @dataclass(frozen=True)
@@ -54,8 +54,11 @@ def resolve_source(source: DataSource, split: str | None = None) -> SampleList:
       ``"train"`` (default) or ``"val"``;
     - a folder: if it has a ``split`` sub-folder that is used, otherwise the folder itself is the
       ImageFolder root;
-    - a sequence of paths (label -1, no classes) or of ``(path, label)`` pairs.
+    - a sequence of paths (label -1, no classes) or of ``(path, label)`` pairs;
+    - a :class:`SampleList`, returned as it is.
     """
+    if isinstance(source, SampleList):
+        return source
     if isinstance(source, (str, os.PathLike)):
         name = os.fspath(source)
         if name in EMBEDDED and not Path(name).exists():

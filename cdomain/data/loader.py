@@ -16,7 +16,7 @@ from typing import Any, Callable, Iterator, Sequence
 
 import numpy as np
 import torch
-from torch.utils.data import DataLoader, Dataset
+from torch.utils.data import DataLoader, Dataset, DistributedSampler
 
 from cdomain.data.dct_transforms import (
     CROP_MULTIPLE,
@@ -243,6 +243,13 @@ class JPEGLoader:
             target=target,
         )
         self.skipped_files: list[BadSample] = []
+        self.rank, self.world_size = 0, 1
+
+    def shard(self, rank: int, world_size: int) -> None:
+        """Read only this process's share of every epoch (distributed training)."""
+        if not 0 <= rank < world_size:
+            raise ValueError(f"rank must be in 0..{world_size - 1}, got {rank}")
+        self.rank, self.world_size = rank, world_size
 
     @property
     def classes(self) -> tuple[str, ...]:
@@ -285,16 +292,23 @@ class JPEGLoader:
         return {"input": "dct", "layout": self.dataset.layout, "fbs": fbs, "channels": channels}
 
     def __len__(self) -> int:
-        count = len(self.samples)
+        count = -(-len(self.samples) // self.world_size)
         return count // self.batch_size if self.drop_last else -(-count // self.batch_size)
 
     def _torch_loader(self) -> DataLoader:
         generator = torch.Generator()
         generator.manual_seed(self.seed * 1_000_003 + self.dataset.epoch)
+        sampler = None
+        if self.world_size > 1:
+            sampler = DistributedSampler(
+                self.dataset, num_replicas=self.world_size, rank=self.rank, shuffle=self.shuffle, seed=self.seed
+            )
+            sampler.set_epoch(self.dataset.epoch)
         return DataLoader(
             self.dataset,
             batch_size=self.batch_size,
-            shuffle=self.shuffle,
+            shuffle=self.shuffle if sampler is None else False,
+            sampler=sampler,
             num_workers=self.workers,
             collate_fn=_collate,
             generator=generator,

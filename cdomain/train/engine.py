@@ -11,6 +11,8 @@ import torch
 from torch import nn
 from tqdm import tqdm
 
+from cdomain.train.distributed import all_reduce_sum
+
 OPTIMIZERS = ("sgd", "adamw")
 
 
@@ -91,10 +93,11 @@ def train_one_epoch(
         seen += count
         bar.set_postfix(loss=f"{loss_sum / seen:.3f}", acc=f"{100 * correct / seen:.1f}%")
     seconds = time.perf_counter() - start
+    loss_sum, correct, seen = all_reduce_sum([loss_sum, correct, seen], device)
     return {
         "loss": loss_sum / max(1, seen),
         "acc": 100.0 * correct / max(1, seen),
-        "images": seen,
+        "images": int(seen),
         "seconds": seconds,
     }
 
@@ -119,7 +122,8 @@ def evaluate(
         loss_sum += float(criterion(logits, labels))
         correct += int((logits.argmax(1) == labels).sum())
         seen += labels.numel()
-    return {"loss": loss_sum / max(1, seen), "acc": 100.0 * correct / max(1, seen), "images": seen}
+    loss_sum, correct, seen = all_reduce_sum([loss_sum, correct, seen], device)
+    return {"loss": loss_sum / max(1, seen), "acc": 100.0 * correct / max(1, seen), "images": int(seen)}
 
 
 def fit(

@@ -21,7 +21,7 @@ def test_train_writes_checkpoint_config_and_metrics(tmp_path, capsys):
     output = tmp_path / "run"
     assert main([*TINY, "--output", str(output)]) == 0
     printed = capsys.readouterr().out
-    assert "epoch   2/2" in printed and "done in" in printed
+    assert "train epoch   2/2" in printed and "done in" in printed
     records = [json.loads(line) for line in (output / "metrics.jsonl").read_text().splitlines()]
     assert [r["epoch"] for r in records] == [1, 2]
     assert all(0 <= r["val_acc"] <= 100 for r in records)
