@@ -1,0 +1,1 @@
+"""Evaluation: quality sweeps, metrics and plots."""
