@@ -6,7 +6,7 @@ turn into network inputs; networks train on them without ever decoding to pixels
 
 from cdomain.data.dct_transforms import ChannelStats
 from cdomain.data.embedded import embedded_dataset
-from cdomain.data.loader import DCTLoader
+from cdomain.data.loader import DCTLoader, RGBLoader
 from cdomain.jpeg.errors import JPEGError
 from cdomain.jpeg.image import DCTImage
 from cdomain.jpeg.reader import read_coefficients
@@ -19,6 +19,7 @@ __all__ = [
     "DCTImage",
     "DCTLoader",
     "JPEGError",
+    "RGBLoader",
     "ZIGZAG",
     "embedded_dataset",
     "estimate_quality",
