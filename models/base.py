@@ -11,6 +11,7 @@ Each model exposes ``forward_features`` (inputs -> last feature map), ``forward_
 ``fbs``       n, the lowest zigzag frequencies kept per colour component, or ``None``
 ``channels``  channels of the input (an int), or one int per input tensor (a tuple)
 ``stride``    pixels per input position, an int or one per input tensor
+``task``      ``"classification"`` for these networks (other heads, e.g. density maps, say so)
 """
 
 from __future__ import annotations
@@ -46,7 +47,7 @@ class ClassifierNet(nn.Module):
             raise ValueError(f"inconsistent input_spec {input_spec}")
         if num_classes < 0:
             raise ValueError(f"num_classes must be >= 0 (0 removes the classifier), got {num_classes}")
-        self.input_spec = dict(input_spec)
+        self.input_spec = {**input_spec, "task": input_spec.get("task", "classification")}
         self.num_features = num_features
         self.drop_rate = drop_rate
         self.global_pool = nn.AdaptiveAvgPool2d(1)

@@ -88,7 +88,8 @@ def test_reset_classifier():
 def test_slice_default_network_contract():
     """The default network of the CPU-scale runs: merged layout, n = 16, 10 classes, 64x64 images."""
     model = create_model("resnet_dct_small", num_classes=10, fbs=16)
-    assert model.input_spec == {"input": "dct", "layout": "merged", "fbs": 16, "channels": 48, "stride": 8}
+    assert model.input_spec == {"input": "dct", "layout": "merged", "fbs": 16, "channels": 48, "stride": 8,
+                                "task": "classification"}
     assert model.num_classes == 10
     model.train()
     out = model(torch.randn(64, 48, 8, 8))

@@ -1,4 +1,8 @@
-"""Invariants every registered model satisfies; the registry is the test matrix."""
+"""Invariants every registered classifier satisfies; the registry is the test matrix.
+
+Networks with another head (``input_spec["task"]`` other than ``"classification"``, e.g. density
+maps) are left to their own tests.
+"""
 
 from __future__ import annotations
 
@@ -47,7 +51,12 @@ EXPECTED_PARAMS_WITH_ARGS = [
     ("cresnet39", {"latent_channels": 320}, 25_463_272),
 ]
 
-MODELS = list_models()
+def _task(name: str) -> str:
+    with torch.device("meta"):  # shapes only, no initialisation
+        return create_model(name).input_spec.get("task", "classification")
+
+
+MODELS = [name for name in list_models() if _task(name) == "classification"]
 
 
 def _loss(model, inputs, seed=1):
@@ -56,7 +65,7 @@ def _loss(model, inputs, seed=1):
     return F.cross_entropy(out, target)
 
 
-def test_every_model_has_a_stated_parameter_count():
+def test_every_classifier_has_a_stated_parameter_count():
     assert sorted(EXPECTED_PARAMS) == MODELS
 
 
@@ -133,3 +142,26 @@ def test_safetensors_round_trip(name, tmp_path):
         assert torch.equal(model(*inputs), restored(*inputs))
     assert restored.input_spec == model.input_spec
     assert model_config(restored) == model_config(model)
+
+
+@pytest.mark.parametrize("name", MODELS)
+def test_output_grid_at_224(name):
+    """Every network ends on ResNet-50's 7x7 grid (stride 32) at 224x224, whatever the stride of
+    its input; shapes only, on the meta device."""
+    with torch.device("meta"):
+        model = create_model(name)
+        features = model.forward_features(*model.example_inputs(1, 224))
+    # (the small networks end at stride 32 as well: 28x28 blocks, strides 1-2-2 -> 7x7)
+    assert tuple(features.shape[-2:]) == (7, 7)
+    assert features.shape[1] == model.num_features
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("name", MODELS)
+def test_full_resolution_training_step(name):
+    model = copy.deepcopy(built(name)).train()
+    inputs = model.example_inputs(2, 224, generator=torch.Generator().manual_seed(0))
+    loss = _loss(model, inputs)
+    loss.backward()
+    assert torch.isfinite(loss)
+    assert all(p.grad is not None and torch.isfinite(p.grad).all() for p in model.parameters())
