@@ -1,9 +1,25 @@
 """read_coefficients: JPEG bytes, path or file object -> :class:`DCTImage`.
 
-The header is parsed and validated in Python first (:mod:`cdomain.jpeg.markers`), so that
-unsupported or malformed files are rejected with a :class:`JPEGError` before any decoder runs.
-Entropy decoding is then done by a backend; ``"jpeglib"`` wraps libjpeg through the jpeglib
-package (bit-exact with libjpeg by construction).
+Two backends decode the entropy-coded data; the choice is explicit, never a silent fallback:
+
+``"native"`` (what ``"auto"`` selects)
+    cdomain's own decoder (:mod:`cdomain.jpeg.native`, Numba): takes the bytes in memory, walks
+    and validates the whole stream in one compiled call that releases the GIL, and is bit-exact
+    with libjpeg. It is strict: entropy-coded data that libjpeg would only warn about (invalid
+    Huffman codes, data ending early, extraneous bytes, restart markers out of sequence, ...)
+    raises :class:`JPEGError` instead of returning coefficients patched with zeros.
+``"jpeglib"``
+    libjpeg through the jpeglib package. The header and every marker segment are first
+    validated in Python (:func:`cdomain.jpeg.markers.parse_header`), so malformed files never
+    reach the C library's error path; corrupt entropy-coded data is decoded the way libjpeg
+    does (warnings only, missing data as zeros).
+
+Both backends reject the same unsupported inputs with :class:`JPEGError`, naming the cause:
+12-bit samples, lossless and hierarchical processes, arithmetic coding, CMYK/YCCK and RGB-coded
+files, DNL-defined heights and images over ``MAX_PIXELS`` pixels. No input falls back from one
+backend to the other. On every file both decode, they return identical coefficients; the one
+difference is a file that redefines a quantization table after a component's first scan, where
+``"native"`` returns the table that component was coded with and ``"jpeglib"`` the last one.
 """
 
 from __future__ import annotations
@@ -18,11 +34,12 @@ import numpy as np
 
 from cdomain.jpeg.errors import JPEGError
 from cdomain.jpeg.image import DCTImage
+from cdomain.jpeg import native
 from cdomain.jpeg.markers import JPEGHeader, parse_header
 
 Source = Union[str, "os.PathLike[str]", bytes, bytearray, memoryview, BinaryIO]
 
-BACKENDS = ("auto", "jpeglib")
+BACKENDS = ("auto", "native", "jpeglib")
 
 
 def read_coefficients(src: Source, *, backend: str = "auto") -> DCTImage:
@@ -30,7 +47,8 @@ def read_coefficients(src: Source, *, backend: str = "auto") -> DCTImage:
 
     Args:
         src: a path, the file's bytes, or a binary file object open for reading.
-        backend: ``"auto"`` (the default, currently ``"jpeglib"``) or ``"jpeglib"``.
+        backend: ``"auto"`` (the default: ``"native"``), ``"native"`` or ``"jpeglib"``; see
+            the module docstring for how they differ on corrupt data.
 
     Raises:
         JPEGError: the source is missing, not a JPEG, truncated, corrupt, or uses an unsupported
@@ -40,6 +58,8 @@ def read_coefficients(src: Source, *, backend: str = "auto") -> DCTImage:
     if backend not in BACKENDS:
         raise ValueError(f"unknown backend {backend!r}; choose from {', '.join(BACKENDS)}")
     data, source, path = _load(src)
+    if backend in ("auto", "native"):
+        return native.decode(data, source)
     header = parse_header(data, source)
     return _decode_with_jpeglib(data, header, path)
 

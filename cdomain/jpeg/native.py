@@ -1,0 +1,917 @@
+"""Native JPEG decoder: bytes -> quantized DCT coefficients, in Numba.
+
+One compiled call walks the whole stream: marker segments (SOI, APPn, COM, DQT, DHT, DRI, SOF0,
+SOF1, SOF2, SOS, RSTn, EOI), then the Huffman-coded data of every scan, straight into the
+coefficient arrays. It decodes 8-bit Huffman-coded baseline, extended sequential and progressive
+JPEG (spectral selection, successive approximation, EOB runs, refinement) with one or three
+components, any sampling factors that divide the largest (up to 10 blocks per MCU, as libjpeg),
+restart intervals, interleaved and non-interleaved scans, and tables redefined between scans.
+It releases the GIL, so threads decode files in parallel.
+
+The result is bit-exact with libjpeg's ``jpeg_read_coefficients`` (which jpeglib wraps) on every
+stream libjpeg decodes without a warning: blocks in MCU padding are decoded but not returned,
+non-interleaved scans cover ``ceil`` block counts only, components or bands that no scan codes
+stay zero. Each component's quantization table is the one in force at the first scan that codes
+it, the table libjpeg dequantizes with (``latch_quant_tables``); for the rare file that redefines
+a table after that scan, jpeglib's ``read_dct`` reports the last definition instead. A component
+that no scan codes gets the last definition of its table.
+
+It accepts no file that :func:`cdomain.jpeg.markers.parse_header` rejects: the same frame checks
+(precision 8, size within ``MAX_PIXELS``, 1 or 3 components, no CMYK/YCCK or RGB-coded files,
+sampling factors, table numbers) are made here, before any allocation, and the same table and
+scan-header checks. On failure, ``parse_header`` is run to name the cause in its words where it
+can (it recognises PNG files, names unsupported processes, ...).
+
+Corruption is detected strictly where libjpeg only warns and carries on; each of these raises
+:class:`JPEGError` with the cause and the byte offset:
+
+* a bit pattern that is no Huffman code, an AC symbol with size 0 other than EOB/ZRL (progressive:
+  EOBn), a coefficient index past 63 or past the band end ``Se`` (also by a ZRL), a refinement
+  symbol of size other than 1;
+* data exhausted (a marker or the end of the data) before the scan's last MCU is complete;
+* whole bytes left between the end of a scan or restart interval and the next marker
+  (libjpeg's "N extraneous bytes before marker"), a missing or out-of-sequence RSTn marker;
+* scan headers libjpeg rejects or warns about: bad length, unknown or repeated component ids,
+  undefined Huffman or quantization tables, sequential scans with Ss/Se/Ah/Al other than 0/63/0/0,
+  progressive parameters out of range, a progression that refines what was never coded;
+* invalid Huffman tables (codes overflowing their lengths, DC symbols above 15), rejected when
+  defined (libjpeg rejects them when a scan uses them);
+* markers that do not belong: a second SOI or SOF, RSTn or TEM outside a scan, DNL, DAC, unknown
+  markers, bytes between segments that are not a marker, segments running past the data, data
+  ending without EOI, more than ``MAX_SCANS`` scans (TurboJPEG's scan limit, against files built
+  to make progressive decoding slow).
+
+Work is bounded by the number of blocks (at most ``MAX_PIXELS`` / 64 per component, checked
+before allocating) times the number of scans; nothing loops on corrupt data.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+from numba import njit
+
+from cdomain.jpeg.errors import JPEGError
+from cdomain.jpeg.huffman import (
+    FAST_BITS,
+    FAST_MASK,
+    TABLE_OK,
+    TABLE_OVERSUBSCRIBED,
+    _new_tables,
+    build_table,
+    decode_symbol,
+    extend,
+    fill,
+)
+from cdomain.jpeg.image import DCTImage
+from cdomain.jpeg.markers import MAX_PIXELS, parse_header
+from cdomain.jpeg.tables import ZIGZAG
+
+#: Most scans accepted in one file (TurboJPEG's ``TJPARAM_SCANLIMIT`` default is 500).
+MAX_SCANS = 500
+
+_ZZ = np.ascontiguousarray(ZIGZAG, dtype=np.int64)
+
+# Error codes returned by the compiled code; _MESSAGES turns them into JPEGError causes.
+OK = 0
+E_BAD_CODE = 1
+E_BAD_SYMBOL = 2
+E_COEF_OVERFLOW = 3
+E_DATA_EXHAUSTED = 4
+E_TRUNCATED = 5
+E_EXTRANEOUS = 6
+E_RST_MISSING = 7
+E_RST_SEQUENCE = 8
+E_SOS_LENGTH = 9
+E_SOS_COMPONENT = 10
+E_SOS_DUPLICATE = 11
+E_NO_HUFF_TABLE = 12
+E_BAD_HUFF_TABLE = 13
+E_BAD_DC_SYMBOL = 14
+E_NOT_SEQUENTIAL = 15
+E_BAD_PROGRESSION = 16
+E_BOGUS_PROGRESSION = 17
+E_MCU_SIZE = 18
+E_NO_QUANT_TABLE = 19
+E_DQT = 20
+E_DHT = 21
+E_DRI = 22
+E_SEGMENT = 23
+E_SOI = 24
+E_SOF = 25
+E_DNL = 26
+E_RST_OUTSIDE = 27
+E_UNKNOWN_MARKER = 28
+E_TOO_MANY_SCANS = 29
+E_NO_MARKER = 30
+E_REFINE_SIZE = 31
+E_NOT_JPEG = 32
+E_NO_SCAN = 33
+E_NO_FRAME = 34
+E_UNSUPPORTED_SOF = 35
+E_FRAME = 36
+E_PRECISION = 37
+E_SIZE = 38
+E_COMPONENTS = 39
+E_RGB = 40
+E_SAMPLING = 41
+E_DQT_ZERO = 42
+
+_MESSAGES = {
+    E_BAD_CODE: "corrupt entropy-coded data: invalid Huffman code",
+    E_BAD_SYMBOL: "corrupt entropy-coded data: invalid AC symbol 0x{arg:02X}",
+    E_COEF_OVERFLOW: "corrupt entropy-coded data: coefficient index past the end of the band",
+    E_DATA_EXHAUSTED: "corrupt or truncated: entropy-coded data ends before the scan is complete",
+    E_TRUNCATED: "truncated: the data ends before the end-of-image marker",
+    E_EXTRANEOUS: "corrupt entropy-coded data: extraneous bytes before the next marker",
+    E_RST_MISSING: "corrupt entropy-coded data: restart marker RST{arg} missing",
+    E_RST_SEQUENCE: "corrupt entropy-coded data: restart marker out of sequence (expected RST{arg})",
+    E_SOS_LENGTH: "corrupt: malformed start-of-scan (SOS) segment",
+    E_SOS_COMPONENT: "corrupt: scan names component {arg}, not in the frame",
+    E_SOS_DUPLICATE: "corrupt: scan names component {arg} twice",
+    E_NO_HUFF_TABLE: "corrupt: scan uses a Huffman table that was never defined",
+    E_BAD_HUFF_TABLE: "corrupt: Huffman table with more codes than fit their lengths",
+    E_BAD_DC_SYMBOL: "corrupt: DC Huffman table with a symbol above 15",
+    E_NOT_SEQUENTIAL: "corrupt: sequential scan with Ss, Se, Ah, Al other than 0, 63, 0, 0",
+    E_BAD_PROGRESSION: "corrupt: invalid progressive scan parameters (Ss, Se, Ah, Al)",
+    E_BOGUS_PROGRESSION: "corrupt: progressive scan refines coefficients not coded before",
+    E_MCU_SIZE: "corrupt: more than 10 blocks per MCU in an interleaved scan",
+    E_NO_QUANT_TABLE: "quantization table {arg} is used but never defined",
+    E_DQT: "corrupt: malformed quantization table (DQT) segment",
+    E_DHT: "corrupt: malformed Huffman table (DHT) segment",
+    E_DRI: "corrupt: malformed restart interval (DRI) segment",
+    E_SEGMENT: "truncated or corrupt: segment 0x{arg:02X} runs past the end of the data",
+    E_SOI: "corrupt: second start-of-image marker",
+    E_SOF: "corrupt: more than one frame header (SOF marker)",
+    E_DNL: "height defined by a DNL marker is not supported",
+    E_RST_OUTSIDE: "corrupt: restart marker outside a scan",
+    E_UNKNOWN_MARKER: "corrupt: unknown or unsupported marker 0xFF{arg:02X}",
+    E_TOO_MANY_SCANS: f"corrupt: more than {MAX_SCANS} scans",
+    E_NO_MARKER: "corrupt: expected a marker, found 0x{arg:02X}",
+    E_REFINE_SIZE: "corrupt entropy-coded data: refinement coefficient of size other than 1",
+    E_NOT_JPEG: "not a JPEG: no start-of-image marker",
+    E_NO_SCAN: "end-of-image marker before any scan: no image data",
+    E_NO_FRAME: "scan before frame header (no SOF marker)",
+    E_UNSUPPORTED_SOF: "unsupported JPEG process (SOF marker 0xFF{arg:02X})",
+    E_FRAME: "corrupt: malformed frame header (SOF)",
+    E_PRECISION: "{arg}-bit samples are not supported (only 8-bit)",
+    E_SIZE: "image size is 0 or exceeds the pixel limit",
+    E_COMPONENTS: "{arg}-component JPEGs are not supported (only 1 or 3)",
+    E_RGB: "RGB-coded JPEGs (no YCbCr transform) are not supported",
+    E_SAMPLING: "unsupported or invalid sampling factors",
+    E_DQT_ZERO: "quantization table with a zero entry",
+}
+
+# Scan kinds.
+_SEQUENTIAL, _DC_FIRST, _DC_REFINE, _AC_FIRST, _AC_REFINE = 0, 1, 2, 3, 4
+
+# Columns of a scan's component table.
+_C_H, _C_V, _C_BW, _C_BH, _C_OFF, _C_DC, _C_AC, _C_INDEX = range(8)
+
+# Columns of the frame geometry: per component id, sampling, block counts, offset, table.
+_G_ID, _G_H, _G_V, _G_BW, _G_BH, _G_OFF, _G_TQ = range(7)
+
+
+def decode(data: bytes, source: str = "<bytes>") -> DCTImage:
+    """Decode a whole JPEG file held in ``data`` to its quantized DCT coefficients.
+
+    Raises :class:`JPEGError` naming ``source`` and the cause for anything unsupported or
+    corrupt (see the module docstring for what counts as corrupt).
+    """
+    buffer = np.frombuffer(data, dtype=np.uint8)
+    err, arg, pos, scans, frame, geometry, coef, quant = _decode_jpeg(buffer, MAX_PIXELS,
+                                                                      MAX_SCANS)
+    if err != OK:
+        parse_header(data, source)  # raises with its own message where it sees the cause
+        cause = _MESSAGES[int(err)].format(arg=int(arg))
+        where = f"scan {int(scans)}, byte {int(pos)}" if scans > 0 else f"byte {int(pos)}"
+        raise JPEGError(source, f"{cause} ({where})")
+    planes = []
+    for row in geometry.tolist():
+        start, rows, cols = row[_G_OFF], row[_G_BH], row[_G_BW]
+        planes.append(coef[start : start + rows * cols * 64].reshape(rows, cols, 8, 8))
+    return DCTImage(
+        coefficients=tuple(planes),
+        quant_tables=tuple(table.reshape(8, 8) for table in quant),
+        sampling=tuple((row[_G_V], row[_G_H]) for row in geometry.tolist()),
+        height=int(frame[0]),
+        width=int(frame[1]),
+        color_space="gray" if len(planes) == 1 else "YCbCr",
+        progressive=bool(frame[2]),
+        source=source,
+    )
+
+
+# --------------------------------------------------------------------------------------------
+# Marker level
+
+
+@njit(nogil=True, cache=True)
+def _next_marker(data, pos):
+    """Marker code at ``pos`` after optional 0xFF fill bytes: ``(code, next offset)``;
+    code -1 if the byte at ``pos`` is not 0xFF (its value is returned instead of the offset),
+    -2 if the data ends first."""
+    n = data.shape[0]
+    if pos >= n:
+        return -2, pos
+    if data[pos] != 0xFF:
+        return -1, np.int64(data[pos])
+    while pos < n and data[pos] == 0xFF:
+        pos += 1
+    if pos >= n:
+        return -2, pos
+    return np.int64(data[pos]), pos + 1
+
+
+@njit(nogil=True, cache=True)
+def _decode_jpeg(data, max_pixels, max_scans):
+    """Decode a whole JPEG stream.
+
+    Returns ``(error, argument, byte offset, scans, frame, geometry, coef, quant)``: ``frame``
+    is ``(height, width, progressive)``, ``geometry`` one row per component (columns ``_G_*``),
+    ``coef`` every component's blocks one after the other (int16, natural order) plus one
+    scratch block, ``quant`` each component's quantization table (natural order).
+    """
+    n = data.shape[0]
+    zz = _ZZ
+    status, lut, fast, maxcode, valoff, vals = _new_tables()
+    qt = np.zeros((4, 64), dtype=np.int64)
+    qt_defined = np.zeros(4, dtype=np.bool_)
+    frame = np.zeros(3, dtype=np.int64)
+    sof = np.zeros((4, 4), dtype=np.int64)  # id, h, v, Tq of each frame component
+    geometry = np.zeros((0, 7), dtype=np.int64)
+    coef = np.zeros(0, dtype=np.int16)
+    quant = np.zeros((0, 64), dtype=np.uint16)
+    latched = np.zeros(3, dtype=np.bool_)
+    coef_bits = np.full((3, 64), -1, dtype=np.int64)
+    err = OK
+    arg = np.int64(0)
+    scans = np.int64(0)
+    restart = np.int64(0)
+    adobe = np.int64(-1)
+    ncomp = np.int64(0)
+    precision = np.int64(0)
+    seen_sof = False
+    mcus_x = np.int64(0)
+    mcus_y = np.int64(0)
+    if n < 2 or data[0] != 0xFF or data[1] != 0xD8:
+        return E_NOT_JPEG, arg, np.int64(0), scans, frame, geometry, coef, quant
+    pos = np.int64(2)
+    code = np.int64(-3)  # -3: no marker read yet
+    while True:
+        if code == -3:
+            code, nxt = _next_marker(data, pos)
+            if code == -2:
+                err = E_TRUNCATED
+                pos = n
+                break
+            if code == -1 or code == 0:
+                err = E_NO_MARKER
+                arg = nxt if code == -1 else 0
+                break
+            pos = nxt
+        if code == 0xD9:  # EOI
+            if scans == 0:
+                err = E_NO_SCAN
+            for ci in range(geometry.shape[0]):  # components no scan coded: last definition
+                if not latched[ci]:
+                    tid = geometry[ci, _G_TQ]
+                    if not qt_defined[tid]:
+                        err = E_NO_QUANT_TABLE
+                        arg = tid
+                        break
+                    for k in range(64):
+                        quant[ci, k] = qt[tid, k]
+            break
+        if code == 0xD8 or code == 0x01 or 0xD0 <= code <= 0xD7:
+            err = E_SOI if code == 0xD8 else (E_RST_OUTSIDE if code != 0x01 else E_UNKNOWN_MARKER)
+            arg = code
+            break
+        if pos + 2 > n:
+            err = E_SEGMENT
+            arg = code
+            break
+        length = (np.int64(data[pos]) << 8) | np.int64(data[pos + 1])
+        if length < 2 or pos + length > n:
+            err = E_SEGMENT
+            arg = code
+            break
+        body = pos + 2
+        end = pos + length
+        if code == 0xDA:  # SOS
+            if scans == 0:
+                if not seen_sof:
+                    err = E_NO_FRAME
+                    break
+                err, arg = _check_frame(frame, sof, ncomp, precision, adobe, max_pixels)
+                if err != OK:
+                    break
+                geometry, total = _frame_geometry(frame, sof, ncomp)
+                coef = np.zeros(total + 64, dtype=np.int16)
+                quant = np.zeros((ncomp, 64), dtype=np.uint16)
+                hmax = np.int64(1)
+                vmax = np.int64(1)
+                for i in range(ncomp):
+                    hmax = max(hmax, geometry[i, _G_H])
+                    vmax = max(vmax, geometry[i, _G_V])
+                mcus_x = -(-frame[1] // (8 * hmax))
+                mcus_y = -(-frame[0] // (8 * vmax))
+            scans += 1
+            if scans > max_scans:
+                err = E_TOO_MANY_SCANS
+                break
+            err, arg, comps, kind, ss, se, al, sx, sy = _scan_header(
+                data, body, end, geometry, frame[2] != 0, status, qt_defined, coef_bits,
+                mcus_x, mcus_y)
+            if err != OK:
+                pos = body
+                break
+            for j in range(comps.shape[0]):  # latch tables as libjpeg does
+                ci = comps[j, _C_INDEX]
+                if not latched[ci]:
+                    for k in range(64):
+                        quant[ci, k] = qt[geometry[ci, _G_TQ], k]
+                    latched[ci] = True
+            scratch = coef.shape[0] - 64
+            if kind == _SEQUENTIAL:
+                err, code, pos = _sequential_scan(data, end, coef, comps, sx, sy, restart,
+                                                  scratch, lut, fast, maxcode, valoff, vals, zz)
+            else:
+                err, code, pos = _progressive_scan(data, end, coef, comps, sx, sy, restart,
+                                                   scratch, kind, ss, se, al, lut, fast,
+                                                   maxcode, valoff, vals, zz)
+            if err != OK:
+                arg = code
+                break
+            continue  # ``code`` is the marker after the scan, ``pos`` the offset after it
+        if code == 0xC4:  # DHT
+            err, pos = _parse_dht(data, body, end, status, lut, fast, maxcode, valoff, vals)
+            if err != OK:
+                break
+        elif code == 0xDB:  # DQT
+            err, pos = _parse_dqt(data, body, end, qt, qt_defined, zz)
+            if err != OK:
+                break
+        elif code == 0xDD:  # DRI
+            if length != 4:
+                err = E_DRI
+                break
+            restart = (np.int64(data[body]) << 8) | np.int64(data[body + 1])
+        elif 0xC0 <= code <= 0xCF and code != 0xC4 and code != 0xC8 and code != 0xCC:
+            if seen_sof or scans > 0:
+                err = E_SOF
+                break
+            if code != 0xC0 and code != 0xC1 and code != 0xC2:
+                err = E_UNSUPPORTED_SOF
+                arg = code
+                break
+            seen_sof = True
+            if length < 8:
+                err = E_FRAME
+                break
+            precision = np.int64(data[body])
+            frame[0] = (np.int64(data[body + 1]) << 8) | np.int64(data[body + 2])
+            frame[1] = (np.int64(data[body + 3]) << 8) | np.int64(data[body + 4])
+            frame[2] = 1 if code == 0xC2 else 0
+            ncomp = np.int64(data[body + 5])
+            if length != 8 + 3 * ncomp:
+                err = E_FRAME
+                break
+            for i in range(min(ncomp, 4)):
+                sof[i, 0] = data[body + 6 + 3 * i]
+                sof[i, 1] = data[body + 7 + 3 * i] >> 4
+                sof[i, 2] = data[body + 7 + 3 * i] & 15
+                sof[i, 3] = data[body + 8 + 3 * i]
+        elif code == 0xDC:
+            err = E_DNL
+            break
+        elif code == 0xEE:  # APP14: the Adobe colour transform, before the first scan
+            if (scans == 0 and length >= 14 and data[body] == 0x41 and data[body + 1] == 0x64
+                    and data[body + 2] == 0x6F and data[body + 3] == 0x62
+                    and data[body + 4] == 0x65):
+                adobe = np.int64(data[body + 11])
+        elif not (0xE0 <= code <= 0xEF or code == 0xFE):
+            err = E_UNKNOWN_MARKER
+            arg = code
+            break
+        pos = end
+        code = np.int64(-3)
+    return err, arg, pos, scans, frame, geometry, coef, quant
+
+
+@njit(nogil=True, cache=True)
+def _check_frame(frame, sof, ncomp, precision, adobe, max_pixels):
+    """The frame checks of ``parse_header`` (made at the first scan, when APP14 is known)."""
+    if precision != 8:
+        return E_PRECISION, precision
+    if frame[0] == 0 or frame[1] == 0 or frame[0] * frame[1] > max_pixels:
+        return E_SIZE, np.int64(0)
+    if ncomp != 1 and ncomp != 3:
+        return E_COMPONENTS, ncomp
+    for i in range(ncomp):
+        for j in range(i):
+            if sof[i, 0] == sof[j, 0]:
+                return E_FRAME, np.int64(0)
+    if ncomp == 3 and (adobe == 0 or (adobe < 0 and sof[0, 0] == 82 and sof[1, 0] == 71
+                                      and sof[2, 0] == 66)):
+        return E_RGB, np.int64(0)
+    hmax = np.int64(1)
+    vmax = np.int64(1)
+    for i in range(ncomp):
+        if not (1 <= sof[i, 1] <= 4 and 1 <= sof[i, 2] <= 4):
+            return E_SAMPLING, np.int64(0)
+        if sof[i, 3] > 3:
+            return E_FRAME, np.int64(0)
+        hmax = max(hmax, sof[i, 1])
+        vmax = max(vmax, sof[i, 2])
+    for i in range(ncomp):
+        if hmax % sof[i, 1] != 0 or vmax % sof[i, 2] != 0:
+            return E_SAMPLING, np.int64(0)
+    if ncomp == 3 and (sof[1, 1] != sof[2, 1] or sof[1, 2] != sof[2, 2]):
+        return E_SAMPLING, np.int64(0)
+    return OK, np.int64(0)
+
+
+@njit(nogil=True, cache=True)
+def _frame_geometry(frame, sof, ncomp):
+    """Per-component geometry (columns ``_G_*``) and the total number of coefficients."""
+    geometry = np.zeros((ncomp, 7), dtype=np.int64)
+    hmax = np.int64(1)
+    vmax = np.int64(1)
+    for i in range(ncomp):
+        hmax = max(hmax, sof[i, 1])
+        vmax = max(vmax, sof[i, 2])
+    offset = np.int64(0)
+    for i in range(ncomp):
+        # libjpeg: ceil(ceil(size * samp / max) / 8) blocks.
+        rows = -(-frame[0] * sof[i, 2] // (vmax * 8))
+        cols = -(-frame[1] * sof[i, 1] // (hmax * 8))
+        geometry[i, _G_ID] = sof[i, 0]
+        geometry[i, _G_H] = sof[i, 1]
+        geometry[i, _G_V] = sof[i, 2]
+        geometry[i, _G_BW] = cols
+        geometry[i, _G_BH] = rows
+        geometry[i, _G_OFF] = offset
+        geometry[i, _G_TQ] = sof[i, 3]
+        offset += rows * cols * 64
+    return geometry, offset
+
+
+@njit(nogil=True, cache=True)
+def _parse_dht(data, body, end, status, lut, fast, maxcode, valoff, vals):
+    """Build the tables of a DHT segment; invalid tables are rejected here, as by parse_header."""
+    p = body
+    while p < end:
+        if end - p < 17:
+            return E_DHT, p
+        index = np.int64(data[p])
+        if (index >> 4) > 1 or (index & 15) > 3:
+            return E_DHT, p
+        count = np.int64(0)
+        for i in range(16):
+            count += np.int64(data[p + 1 + i])
+        if count > 256 or count > end - p - 17:
+            return E_DHT, p
+        is_dc = (index >> 4) == 0
+        slot = (index & 15) + (0 if is_dc else 4)
+        state = build_table(data, p + 1, slot, is_dc, status, lut, fast, maxcode, valoff, vals)
+        if state != TABLE_OK:
+            return E_BAD_HUFF_TABLE if state == TABLE_OVERSUBSCRIBED else E_BAD_DC_SYMBOL, p
+        p += 17 + count
+    return OK, p
+
+
+@njit(nogil=True, cache=True)
+def _parse_dqt(data, body, end, qt, qt_defined, zz):
+    p = body
+    while p < end:
+        prec = np.int64(data[p]) >> 4
+        tid = np.int64(data[p]) & 15
+        size = 64 * (prec + 1)
+        if prec > 1 or tid > 3 or p + 1 + size > end:
+            return E_DQT, p
+        for i in range(64):
+            if prec:
+                v = (np.int64(data[p + 1 + 2 * i]) << 8) | np.int64(data[p + 2 + 2 * i])
+            else:
+                v = np.int64(data[p + 1 + i])
+            if v == 0:
+                return E_DQT_ZERO, p
+            qt[tid, zz[i]] = v
+        qt_defined[tid] = True
+        p += 1 + size
+    return OK, p
+
+
+@njit(nogil=True, cache=True)
+def _scan_header(data, body, end, geometry, progressive, status, qt_defined, coef_bits,
+                 mcus_x, mcus_y):
+    """Parse and validate an SOS header at ``data[body:end]`` as libjpeg and parse_header do.
+
+    Returns ``(error, argument, components, kind, Ss, Se, Al, MCUs across, MCUs down)``;
+    ``components`` has one row per scan component (columns ``_C_*``).
+    """
+    ncomp = geometry.shape[0]
+    ns = np.int64(data[body]) if end > body else np.int64(0)
+    comps = np.zeros((max(min(ns, 4), 1), 8), dtype=np.int64)
+    zero = np.int64(0)
+    if ns < 1 or ns > 4 or end - body != 4 + 2 * ns:
+        return E_SOS_LENGTH, zero, comps, zero, zero, zero, zero, zero, zero
+    blocks = np.int64(0)
+    for j in range(ns):
+        cid = np.int64(data[body + 1 + 2 * j])
+        tables = np.int64(data[body + 2 + 2 * j])
+        index = -1
+        for i in range(ncomp):
+            if geometry[i, _G_ID] == cid:
+                index = i
+        if index < 0:
+            return E_SOS_COMPONENT, cid, comps, zero, zero, zero, zero, zero, zero
+        for i in range(j):
+            if comps[i, _C_INDEX] == index:
+                return E_SOS_DUPLICATE, cid, comps, zero, zero, zero, zero, zero, zero
+        if not qt_defined[geometry[index, _G_TQ]]:
+            return (E_NO_QUANT_TABLE, geometry[index, _G_TQ], comps, zero, zero, zero, zero,
+                    zero, zero)
+        comps[j, _C_INDEX] = index
+        comps[j, _C_H] = geometry[index, _G_H] if ns > 1 else 1
+        comps[j, _C_V] = geometry[index, _G_V] if ns > 1 else 1
+        comps[j, _C_BW] = geometry[index, _G_BW]
+        comps[j, _C_BH] = geometry[index, _G_BH]
+        comps[j, _C_OFF] = geometry[index, _G_OFF]
+        comps[j, _C_DC] = tables >> 4
+        comps[j, _C_AC] = (tables & 15) + 4
+        blocks += comps[j, _C_H] * comps[j, _C_V]
+    p = body + 1 + 2 * ns
+    ss = np.int64(data[p])
+    se = np.int64(data[p + 1])
+    ah = np.int64(data[p + 2]) >> 4
+    al = np.int64(data[p + 2]) & 15
+    if blocks > 10:
+        return E_MCU_SIZE, zero, comps, zero, zero, zero, zero, zero, zero
+    if ns == 1:
+        # A non-interleaved scan's MCU is one block; it covers only the component's blocks.
+        mcus_x = comps[0, _C_BW]
+        mcus_y = comps[0, _C_BH]
+    if not progressive:
+        if ss != 0 or se != 63 or ah != 0 or al != 0:
+            return E_NOT_SEQUENTIAL, zero, comps, zero, zero, zero, zero, zero, zero
+        kind = _SEQUENTIAL
+    else:
+        bad = ss > se or se > 63 or al > 13 or (ah != 0 and al != ah - 1)
+        bad = bad or (ss == 0 and se != 0) or (ss > 0 and ns != 1)
+        if bad:
+            return E_BAD_PROGRESSION, zero, comps, zero, zero, zero, zero, zero, zero
+        if ss == 0:
+            kind = _DC_FIRST if ah == 0 else _DC_REFINE
+        else:
+            kind = _AC_FIRST if ah == 0 else _AC_REFINE
+        for j in range(ns):
+            ci = comps[j, _C_INDEX]
+            if ss > 0 and coef_bits[ci, 0] < 0:
+                return E_BOGUS_PROGRESSION, zero, comps, zero, zero, zero, zero, zero, zero
+            for k in range(ss, se + 1):
+                expected = max(coef_bits[ci, k], 0)
+                if ah != expected:
+                    return E_BOGUS_PROGRESSION, zero, comps, zero, zero, zero, zero, zero, zero
+    for j in range(ns):
+        # Table selectors above 3 name no table; only the tables this kind of scan reads count.
+        dc_table = comps[j, _C_DC]
+        ac_table = comps[j, _C_AC]
+        if kind == _SEQUENTIAL or kind == _DC_FIRST:
+            if dc_table > 3 or status[dc_table] != TABLE_OK:
+                return E_NO_HUFF_TABLE, zero, comps, zero, zero, zero, zero, zero, zero
+        else:
+            comps[j, _C_DC] = 0
+        if kind == _SEQUENTIAL or kind == _AC_FIRST or kind == _AC_REFINE:
+            if ac_table > 7 or status[ac_table] != TABLE_OK:
+                return E_NO_HUFF_TABLE, zero, comps, zero, zero, zero, zero, zero, zero
+        else:
+            comps[j, _C_AC] = 4
+    if progressive:
+        for j in range(ns):
+            for k in range(ss, se + 1):
+                coef_bits[comps[j, _C_INDEX], k] = al
+    return OK, zero, comps, np.int64(kind), ss, se, al, mcus_x, mcus_y
+
+
+# --------------------------------------------------------------------------------------------
+# Entropy-coded data
+
+
+@njit(nogil=True, cache=True)
+def _end_of_interval(data, pos, bits, pad, mpos):
+    """After the last MCU of a scan or restart interval: check that only padding bits remain
+    before the next marker; return ``(error, marker code, offset after the marker)``."""
+    n = data.shape[0]
+    if bits - pad >= 8:
+        return E_EXTRANEOUS, np.int64(0), pos
+    if mpos < 0:
+        mpos = pos
+    if mpos >= n:
+        return E_TRUNCATED, np.int64(0), n
+    if data[mpos] != 0xFF:
+        return E_EXTRANEOUS, np.int64(0), mpos
+    q = mpos
+    while q < n and data[q] == 0xFF:
+        q += 1
+    if q >= n:
+        return E_TRUNCATED, np.int64(0), n
+    if data[q] == 0:
+        return E_EXTRANEOUS, np.int64(0), mpos
+    return OK, np.int64(data[q]), q + 1
+
+
+@njit(nogil=True, cache=True)
+def _restart(data, pos, bits, pad, mpos, rst):
+    """Consume the RSTn marker that must end a restart interval; ``(error, argument, offset)``."""
+    err, code, pos = _end_of_interval(data, pos, bits, pad, mpos)
+    if err != OK:
+        return err, np.int64(0), pos
+    if code != 0xD0 + rst:
+        return (E_RST_SEQUENCE if 0xD0 <= code <= 0xD7 else E_RST_MISSING), rst, pos
+    return OK, rst, pos
+
+
+@njit(nogil=True, cache=True)
+def _sequential_scan(data, pos, coef, comps, mcus_x, mcus_y, restart, scratch,
+                     lut, fast, maxcode, valoff, vals, zz):
+    """Decode one baseline/extended sequential scan (T.81 Annex F) into ``coef``.
+
+    Returns ``(error, next marker code or error argument, offset)``.
+    """
+    ns = comps.shape[0]
+    acc = np.int64(0)
+    bits = np.int64(0)
+    pad = np.int64(0)
+    mpos = np.int64(-1)
+    pred = np.zeros(4, dtype=np.int64)
+    togo = restart
+    rst = np.int64(0)
+    for my in range(mcus_y):
+        for mx in range(mcus_x):
+            if restart > 0:
+                if togo == 0:
+                    err, arg, pos = _restart(data, pos, bits, pad, mpos, rst)
+                    if err != OK:
+                        return err, arg, pos
+                    rst = (rst + 1) & 7
+                    acc = np.int64(0)
+                    bits = np.int64(0)
+                    pad = np.int64(0)
+                    mpos = np.int64(-1)
+                    pred[:] = 0
+                    togo = restart
+                togo -= 1
+            for ci in range(ns):
+                dct = comps[ci, _C_DC]
+                act = comps[ci, _C_AC]
+                h = comps[ci, _C_H]
+                v = comps[ci, _C_V]
+                bw = comps[ci, _C_BW]
+                bh = comps[ci, _C_BH]
+                for y in range(v):
+                    by = my * v + y
+                    for x in range(h):
+                        bx = mx * h + x
+                        if by < bh and bx < bw:
+                            idx = comps[ci, _C_OFF] + (by * bw + bx) * 64
+                        else:
+                            idx = scratch
+                        # DC coefficient: difference from the previous block's.
+                        if bits < 31:
+                            pos, acc, bits, pad, mpos = fill(data, pos, acc, bits, pad, mpos)
+                        entry = fast[dct, (acc >> (bits - FAST_BITS)) & FAST_MASK]
+                        if entry != 0:
+                            bits -= entry & 255
+                            diff = np.int64(entry >> 16)
+                        else:
+                            sym, length = decode_symbol(acc, bits, dct, lut, maxcode, valoff,
+                                                        vals)
+                            if sym < 0:
+                                return E_BAD_CODE, np.int64(0), pos
+                            bits -= length
+                            diff = np.int64(0)
+                            if sym != 0:
+                                diff = extend((acc >> (bits - sym)) & ((1 << sym) - 1), sym)
+                                bits -= sym
+                        pred[ci] += diff
+                        coef[idx] = pred[ci]
+                        # AC coefficients: run-length/size symbols, zeros are skipped.
+                        k = 1
+                        while k < 64:
+                            if bits < 31:
+                                pos, acc, bits, pad, mpos = fill(data, pos, acc, bits, pad, mpos)
+                            entry = fast[act, (acc >> (bits - FAST_BITS)) & FAST_MASK]
+                            if entry != 0:
+                                bits -= entry & 255
+                                k += (entry >> 8) & 255
+                                if k > 63:
+                                    return E_COEF_OVERFLOW, np.int64(0), pos
+                                coef[idx + zz[k]] = entry >> 16
+                                k += 1
+                                continue
+                            sym, length = decode_symbol(acc, bits, act, lut, maxcode, valoff,
+                                                        vals)
+                            if sym < 0:
+                                return E_BAD_CODE, np.int64(0), pos
+                            bits -= length
+                            r = sym >> 4
+                            s = sym & 15
+                            if s == 0:
+                                if r == 0:
+                                    break
+                                if r != 15:
+                                    return E_BAD_SYMBOL, np.int64(sym), pos
+                                k += 16
+                                if k > 63:
+                                    return E_COEF_OVERFLOW, np.int64(0), pos
+                                continue
+                            k += r
+                            if k > 63:
+                                return E_COEF_OVERFLOW, np.int64(0), pos
+                            coef[idx + zz[k]] = extend((acc >> (bits - s)) & ((1 << s) - 1), s)
+                            bits -= s
+                            k += 1
+                        if bits < pad:
+                            return E_DATA_EXHAUSTED, np.int64(0), pos
+    return _end_of_interval(data, pos, bits, pad, mpos)
+
+
+@njit(nogil=True, cache=True)
+def _progressive_scan(data, pos, coef, comps, mcus_x, mcus_y, restart, scratch, kind,
+                      ss, se, al, lut, fast, maxcode, valoff, vals, zz):
+    """Decode one progressive scan (T.81 Annex G) into ``coef``, in the order of libjpeg's
+    ``jdphuff.c``; returns as :func:`_sequential_scan`."""
+    ns = comps.shape[0]
+    acc = np.int64(0)
+    bits = np.int64(0)
+    pad = np.int64(0)
+    mpos = np.int64(-1)
+    pred = np.zeros(4, dtype=np.int64)
+    eobrun = np.int64(0)
+    p1 = np.int64(1) << al
+    m1 = np.int64(-1) << al
+    togo = restart
+    rst = np.int64(0)
+    for my in range(mcus_y):
+        for mx in range(mcus_x):
+            if restart > 0:
+                if togo == 0:
+                    err, arg, pos = _restart(data, pos, bits, pad, mpos, rst)
+                    if err != OK:
+                        return err, arg, pos
+                    rst = (rst + 1) & 7
+                    acc = np.int64(0)
+                    bits = np.int64(0)
+                    pad = np.int64(0)
+                    mpos = np.int64(-1)
+                    pred[:] = 0
+                    eobrun = np.int64(0)
+                    togo = restart
+                togo -= 1
+            for ci in range(ns):
+                dct = comps[ci, _C_DC]
+                act = comps[ci, _C_AC]
+                h = comps[ci, _C_H]
+                v = comps[ci, _C_V]
+                bw = comps[ci, _C_BW]
+                bh = comps[ci, _C_BH]
+                for y in range(v):
+                    by = my * v + y
+                    for x in range(h):
+                        bx = mx * h + x
+                        if by < bh and bx < bw:
+                            idx = comps[ci, _C_OFF] + (by * bw + bx) * 64
+                        else:
+                            idx = scratch
+                        if kind == _AC_FIRST:
+                            if eobrun > 0:
+                                eobrun -= 1
+                                continue
+                            k = ss
+                            while k <= se:
+                                if bits < 31:
+                                    pos, acc, bits, pad, mpos = fill(data, pos, acc, bits, pad,
+                                                                     mpos)
+                                entry = fast[act, (acc >> (bits - FAST_BITS)) & FAST_MASK]
+                                if entry != 0:
+                                    bits -= entry & 255
+                                    k += (entry >> 8) & 255
+                                    if k > se:
+                                        return E_COEF_OVERFLOW, np.int64(0), pos
+                                    coef[idx + zz[k]] = (entry >> 16) << al
+                                    k += 1
+                                    continue
+                                sym, length = decode_symbol(acc, bits, act, lut, maxcode, valoff,
+                                                            vals)
+                                if sym < 0:
+                                    return E_BAD_CODE, np.int64(0), pos
+                                bits -= length
+                                r = sym >> 4
+                                s = sym & 15
+                                if s == 0:
+                                    if r == 15:
+                                        k += 16
+                                        if k > se:
+                                            return E_COEF_OVERFLOW, np.int64(0), pos
+                                        continue
+                                    eobrun = np.int64(1) << r
+                                    if r > 0:
+                                        eobrun += (acc >> (bits - r)) & ((1 << r) - 1)
+                                        bits -= r
+                                    eobrun -= 1
+                                    break
+                                k += r
+                                if k > se:
+                                    return E_COEF_OVERFLOW, np.int64(0), pos
+                                value = extend((acc >> (bits - s)) & ((1 << s) - 1), s)
+                                bits -= s
+                                coef[idx + zz[k]] = value << al
+                                k += 1
+                        elif kind == _AC_REFINE:
+                            # T.81 G.1.2.3, in the order of libjpeg's decode_mcu_AC_refine
+                            # (inline: a call per block would cost more than the block).
+                            k = ss
+                            if eobrun == 0:
+                                while k <= se:
+                                    if bits < 31:
+                                        pos, acc, bits, pad, mpos = fill(data, pos, acc, bits,
+                                                                         pad, mpos)
+                                    sym, length = decode_symbol(acc, bits, act, lut, maxcode,
+                                                                valoff, vals)
+                                    if sym < 0:
+                                        return E_BAD_CODE, np.int64(0), pos
+                                    bits -= length
+                                    r = sym >> 4
+                                    s = sym & 15
+                                    value = np.int64(0)
+                                    if s != 0:
+                                        if s != 1:
+                                            return E_REFINE_SIZE, np.int64(0), pos
+                                        bits -= 1
+                                        value = p1 if (acc >> bits) & 1 else m1
+                                    elif r != 15:
+                                        eobrun = np.int64(1) << r
+                                        if r > 0:
+                                            eobrun += (acc >> (bits - r)) & ((1 << r) - 1)
+                                            bits -= r
+                                        break
+                                    # Skip r zero coefficients and stop on the next zero,
+                                    # appending a correction bit to each nonzero one passed.
+                                    while True:
+                                        at = idx + zz[k]
+                                        c = np.int64(coef[at])
+                                        if c != 0:
+                                            if bits < 1:
+                                                pos, acc, bits, pad, mpos = fill(
+                                                    data, pos, acc, bits, pad, mpos)
+                                            bits -= 1
+                                            if (acc >> bits) & 1 and (c & p1) == 0:
+                                                coef[at] = c + p1 if c >= 0 else c + m1
+                                        else:
+                                            r -= 1
+                                            if r < 0:
+                                                break
+                                        k += 1
+                                        if k > se:
+                                            break
+                                    if k > se:
+                                        return E_COEF_OVERFLOW, np.int64(0), pos
+                                    if value != 0:
+                                        coef[idx + zz[k]] = value
+                                    k += 1
+                            if eobrun > 0:
+                                # The rest of the band is in an EOB run: correction bits only.
+                                while k <= se:
+                                    at = idx + zz[k]
+                                    c = np.int64(coef[at])
+                                    if c != 0:
+                                        if bits < 1:
+                                            pos, acc, bits, pad, mpos = fill(data, pos, acc,
+                                                                             bits, pad, mpos)
+                                        bits -= 1
+                                        if (acc >> bits) & 1 and (c & p1) == 0:
+                                            coef[at] = c + p1 if c >= 0 else c + m1
+                                    k += 1
+                                eobrun -= 1
+                        elif kind == _DC_FIRST:
+                            if bits < 31:
+                                pos, acc, bits, pad, mpos = fill(data, pos, acc, bits, pad, mpos)
+                            sym, length = decode_symbol(acc, bits, dct, lut, maxcode, valoff,
+                                                        vals)
+                            if sym < 0:
+                                return E_BAD_CODE, np.int64(0), pos
+                            bits -= length
+                            if sym != 0:
+                                pred[ci] += extend((acc >> (bits - sym)) & ((1 << sym) - 1), sym)
+                                bits -= sym
+                            coef[idx] = pred[ci] << al
+                        else:  # DC refinement: one bit per block
+                            if bits < 1:
+                                pos, acc, bits, pad, mpos = fill(data, pos, acc, bits, pad, mpos)
+                            bits -= 1
+                            if (acc >> bits) & 1:
+                                coef[idx] |= p1
+                        if bits < pad:
+                            return E_DATA_EXHAUSTED, np.int64(0), pos
+    return _end_of_interval(data, pos, bits, pad, mpos)
