@@ -10,7 +10,7 @@ from .io import load_model, read_metadata, save_model
 from .registry import create_model, is_model, list_models, model_config, register_model
 
 # Importing the family modules registers their entry points.
-from . import cresnet, resnet, resnet_dct  # noqa: E402,F401  isort: skip
+from . import cresnet, csrnet, resnet, resnet_dct  # noqa: E402,F401  isort: skip
 
 __all__ = [
     "ClassifierNet",

@@ -8,9 +8,11 @@ from torch import Tensor, nn
 __all__ = ["BasicBlock", "Bottleneck", "make_stage", "conv_bn_relu", "init_weights"]
 
 
-def conv_bn_relu(in_ch: int, out_ch: int, kernel_size: int = 3, stride: int = 1) -> nn.Sequential:
+def conv_bn_relu(in_ch: int, out_ch: int, kernel_size: int = 3, stride: int = 1, dilation: int = 1) -> nn.Sequential:
+    """Convolution ("same" padding for odd kernels, also when dilated), BatchNorm, ReLU."""
     return nn.Sequential(
-        nn.Conv2d(in_ch, out_ch, kernel_size, stride, padding=kernel_size // 2, bias=False),
+        nn.Conv2d(in_ch, out_ch, kernel_size, stride, padding=dilation * (kernel_size // 2), dilation=dilation,
+                  bias=False),
         nn.BatchNorm2d(out_ch),
         nn.ReLU(inplace=True),
     )
