@@ -70,6 +70,7 @@ from cdomain.jpeg.tables import ZIGZAG
 MAX_SCANS = 500
 
 _ZZ = np.ascontiguousarray(ZIGZAG, dtype=np.int64)
+_NO_BUFFER = np.zeros(0, dtype=np.int16)
 
 # Error codes returned by the compiled code; _MESSAGES turns them into JPEGError causes.
 OK = 0
@@ -115,6 +116,7 @@ E_COMPONENTS = 39
 E_RGB = 40
 E_SAMPLING = 41
 E_DQT_ZERO = 42
+E_NEED_BUFFER = 43  # not an error: the first call's request for the coefficient buffer
 
 _MESSAGES = {
     E_BAD_CODE: "corrupt entropy-coded data: invalid Huffman code",
@@ -178,8 +180,14 @@ def decode(data: bytes, source: str = "<bytes>") -> DCTImage:
     corrupt (see the module docstring for what counts as corrupt).
     """
     buffer = np.frombuffer(data, dtype=np.uint8)
-    err, arg, pos, scans, frame, geometry, coef, quant = _decode_jpeg(buffer, MAX_PIXELS,
-                                                                      MAX_SCANS)
+    # First call: headers up to the first scan, validated; it returns the buffer size needed.
+    # NumPy allocates it (calloc: pages of a huge frame that the data never reaches are never
+    # touched), and the second call decodes into it.
+    err, arg, pos, scans, frame, geometry, coef, quant = _decode_jpeg(buffer, _NO_BUFFER,
+                                                                      MAX_PIXELS, MAX_SCANS)
+    if err == E_NEED_BUFFER:
+        err, arg, pos, scans, frame, geometry, coef, quant = _decode_jpeg(
+            buffer, np.zeros(arg + 64, dtype=np.int16), MAX_PIXELS, MAX_SCANS)
     if err != OK:
         parse_header(data, source)  # raises with its own message where it sees the cause
         cause = _MESSAGES[int(err)].format(arg=int(arg))
@@ -223,13 +231,16 @@ def _next_marker(data, pos):
 
 
 @njit(nogil=True, cache=True)
-def _decode_jpeg(data, max_pixels, max_scans):
-    """Decode a whole JPEG stream.
+def _decode_jpeg(data, coef, max_pixels, max_scans):
+    """Decode a whole JPEG stream into ``coef``.
+
+    ``coef`` receives every component's blocks one after the other (int16, natural order) plus
+    one scratch block. Given an empty array, the walk stops at the first scan and returns
+    ``E_NEED_BUFFER`` with the number of coefficients as the argument.
 
     Returns ``(error, argument, byte offset, scans, frame, geometry, coef, quant)``: ``frame``
     is ``(height, width, progressive)``, ``geometry`` one row per component (columns ``_G_*``),
-    ``coef`` every component's blocks one after the other (int16, natural order) plus one
-    scratch block, ``quant`` each component's quantization table (natural order).
+    ``quant`` each component's quantization table (natural order).
     """
     n = data.shape[0]
     zz = _ZZ
@@ -239,7 +250,6 @@ def _decode_jpeg(data, max_pixels, max_scans):
     frame = np.zeros(3, dtype=np.int64)
     sof = np.zeros((4, 4), dtype=np.int64)  # id, h, v, Tq of each frame component
     geometry = np.zeros((0, 7), dtype=np.int64)
-    coef = np.zeros(0, dtype=np.int16)
     quant = np.zeros((0, 64), dtype=np.uint16)
     latched = np.zeros(3, dtype=np.bool_)
     coef_bits = np.full((3, 64), -1, dtype=np.int64)
@@ -306,7 +316,10 @@ def _decode_jpeg(data, max_pixels, max_scans):
                 if err != OK:
                     break
                 geometry, total = _frame_geometry(frame, sof, ncomp)
-                coef = np.zeros(total + 64, dtype=np.int16)
+                if coef.shape[0] != total + 64:
+                    err = E_NEED_BUFFER
+                    arg = total
+                    break
                 quant = np.zeros((ncomp, 64), dtype=np.uint16)
                 hmax = np.int64(1)
                 vmax = np.int64(1)
@@ -622,6 +635,13 @@ def _end_of_interval(data, pos, bits, pad, mpos):
 
 
 @njit(nogil=True, cache=True)
+def _bad_code(bits, pad):
+    """An undecodable bit pattern is reported as such, unless the 16 bits looked at reach past
+    the end of the data (into the zero bits appended there): then the data ran out."""
+    return E_DATA_EXHAUSTED if bits - pad < 16 else E_BAD_CODE
+
+
+@njit(nogil=True, cache=True)
 def _restart(data, pos, bits, pad, mpos, rst):
     """Consume the RSTn marker that must end a restart interval; ``(error, argument, offset)``."""
     err, code, pos = _end_of_interval(data, pos, bits, pad, mpos)
@@ -688,7 +708,7 @@ def _sequential_scan(data, pos, coef, comps, mcus_x, mcus_y, restart, scratch,
                             sym, length = decode_symbol(acc, bits, dct, lut, maxcode, valoff,
                                                         vals)
                             if sym < 0:
-                                return E_BAD_CODE, np.int64(0), pos
+                                return _bad_code(bits, pad), np.int64(0), pos
                             bits -= length
                             diff = np.int64(0)
                             if sym != 0:
@@ -713,7 +733,7 @@ def _sequential_scan(data, pos, coef, comps, mcus_x, mcus_y, restart, scratch,
                             sym, length = decode_symbol(acc, bits, act, lut, maxcode, valoff,
                                                         vals)
                             if sym < 0:
-                                return E_BAD_CODE, np.int64(0), pos
+                                return _bad_code(bits, pad), np.int64(0), pos
                             bits -= length
                             r = sym >> 4
                             s = sym & 15
@@ -805,7 +825,7 @@ def _progressive_scan(data, pos, coef, comps, mcus_x, mcus_y, restart, scratch, 
                                 sym, length = decode_symbol(acc, bits, act, lut, maxcode, valoff,
                                                             vals)
                                 if sym < 0:
-                                    return E_BAD_CODE, np.int64(0), pos
+                                    return _bad_code(bits, pad), np.int64(0), pos
                                 bits -= length
                                 r = sym >> 4
                                 s = sym & 15
@@ -840,7 +860,7 @@ def _progressive_scan(data, pos, coef, comps, mcus_x, mcus_y, restart, scratch, 
                                     sym, length = decode_symbol(acc, bits, act, lut, maxcode,
                                                                 valoff, vals)
                                     if sym < 0:
-                                        return E_BAD_CODE, np.int64(0), pos
+                                        return _bad_code(bits, pad), np.int64(0), pos
                                     bits -= length
                                     r = sym >> 4
                                     s = sym & 15
@@ -900,7 +920,7 @@ def _progressive_scan(data, pos, coef, comps, mcus_x, mcus_y, restart, scratch, 
                             sym, length = decode_symbol(acc, bits, dct, lut, maxcode, valoff,
                                                         vals)
                             if sym < 0:
-                                return E_BAD_CODE, np.int64(0), pos
+                                return _bad_code(bits, pad), np.int64(0), pos
                             bits -= length
                             if sym != 0:
                                 pred[ci] += extend((acc >> (bits - sym)) & ((1 << sym) - 1), sym)
