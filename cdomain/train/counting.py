@@ -14,7 +14,8 @@ count error; ``rmse`` is the same number under its precise name.
 
 The interface mirrors :mod:`cdomain.train.engine`: ``train_one_epoch``, ``evaluate`` and
 :func:`fit_counting` (which takes the same :class:`~cdomain.train.engine.OptimConfig` and
-optimiser/schedule as ``engine.fit``).
+optimiser/schedule as ``engine.fit``). Under ``torchrun`` the sums behind the metrics are
+reduced over all ranks, as in the engine.
 """
 
 from __future__ import annotations
@@ -28,14 +29,10 @@ import torch
 from torch import nn
 from tqdm import tqdm
 
-from cdomain.train.engine import OptimConfig, build_optimizer
+from cdomain.train.distributed import all_reduce_sum
+from cdomain.train.engine import OptimConfig, _to_device, build_optimizer
 
 __all__ = ["density_loss", "train_one_epoch", "evaluate", "fit_counting", "mean_count_baseline", "count_metrics"]
-
-
-def _to_device(inputs, device: torch.device) -> tuple[torch.Tensor, ...]:
-    parts = inputs if isinstance(inputs, (tuple, list)) else (inputs,)
-    return tuple(part.to(device, non_blocking=True) for part in parts)
 
 
 def _check_shapes(pred: torch.Tensor, target: torch.Tensor) -> None:
@@ -95,6 +92,8 @@ def train_one_epoch(
         seen += count
         bar.set_postfix(loss=f"{loss_sum / seen:.3f}", mae=f"{abs_sum / seen:.2f}")
     seconds = time.perf_counter() - start
+    loss_sum, abs_sum, sq_sum, seen = all_reduce_sum([loss_sum, abs_sum, sq_sum, seen], device)
+    seen = int(seen)
     return {"loss": loss_sum / max(1, seen), **count_metrics(abs_sum, sq_sum, seen), "images": seen, "seconds": seconds}
 
 
@@ -123,6 +122,8 @@ def evaluate(
         abs_sum += float(error.abs().sum())
         sq_sum += float(error.pow(2).sum())
         seen += count
+    loss_sum, abs_sum, sq_sum, seen = all_reduce_sum([loss_sum, abs_sum, sq_sum, seen], device)
+    seen = int(seen)
     return {"loss": loss_sum / max(1, seen), **count_metrics(abs_sum, sq_sum, seen), "images": seen}
 
 
