@@ -1,0 +1,207 @@
+"""cdomain-prepare: train a learned codec, or encode a data set into a latent cache.
+
+::
+
+    cdomain-prepare codec   --data textures --quality 3 [--steps 2000] [--output codec.safetensors]
+    cdomain-prepare latents --codec codec.safetensors --data textures --output latents/
+
+``codec`` trains a CompressAI hyperprior codec (``bmshj2018-hyperprior`` by default) with the
+rate-distortion loss and CompressAI's lambda for the quality, writing an atomic checkpoint
+every ``--checkpoint-every`` steps, then measures real and estimated bpp and PSNR on the
+validation images. No weights are downloaded; ``--codec`` elsewhere also accepts CompressAI's
+published ``.pth.tar`` files when you have them locally.
+
+``latents`` writes ``(y_hat, sigma_hat)`` of every image into safetensors shards with an
+``index.json`` per split (``OUTPUT/train``, ``OUTPUT/val``); an interrupted run continues where
+it stopped when rerun with the same arguments.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import time
+from pathlib import Path
+from typing import Sequence
+
+import torch
+
+from cdomain.data.embedded import EMBEDDED, embedded_dataset, embedded_root
+from cdomain.jpeg.errors import JPEGError
+
+
+class UsageError(Exception):
+    """A configuration problem the user can fix; reported without a traceback."""
+
+
+def setup_args() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="cdomain-prepare",
+        description="Train a learned image codec or encode a data set into latents.",
+        formatter_class=argparse.ArgumentDefaultsHelpFormatter,
+    )
+    commands = parser.add_subparsers(dest="command", required=True)
+
+    codec = commands.add_parser("codec", help="train a CompressAI hyperprior codec (rate-distortion)",
+                                formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+    codec.add_argument("--data", default="textures", help=f"embedded dataset ({', '.join(EMBEDDED)}) or an image folder")
+    codec.add_argument("--quality", type=int, default=3, help="CompressAI quality 1..8 (sets N, M and lambda)")
+    codec.add_argument("--architecture", default="bmshj2018-hyperprior", help="bmshj2018-hyperprior or mbt2018-mean")
+    codec.add_argument("--channels", type=int, nargs=2, metavar=("N", "M"), default=None,
+                       help="override the zoo's channel counts (small codecs for quick experiments)")
+    codec.add_argument("--steps", type=int, default=2000)
+    codec.add_argument("--batch-size", type=int, default=16)
+    codec.add_argument("--crop", type=int, default=64, help="square training crop in pixels")
+    codec.add_argument("--lr", type=float, default=1e-4)
+    codec.add_argument("--aux-lr", type=float, default=1e-3)
+    codec.add_argument("--lmbda", type=float, default=None, help="rate-distortion lambda (default: CompressAI's for --quality)")
+    codec.add_argument("--checkpoint-every", type=int, default=500)
+    codec.add_argument("--eval-images", type=int, default=64, help="validation images for the final bpp/PSNR")
+    codec.add_argument("--output", type=Path, default=None, help="codec file (default: codecs/<architecture>-q<Q>.safetensors)")
+    codec.add_argument("--workers", type=int, default=0)
+    codec.add_argument("--seed", type=int, default=0)
+    codec.add_argument("--device", default="cpu")
+    codec.add_argument("--quiet", action="store_true", help="no progress bars")
+
+    latents = commands.add_parser("latents", help="encode a data set into (y_hat, sigma_hat) shards",
+                                  formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+    latents.add_argument("--codec", type=Path, required=True, help="codec file (.safetensors from 'codec', or CompressAI .pth.tar)")
+    latents.add_argument("--data", default="textures", help="embedded dataset name or an image folder")
+    latents.add_argument("--output", type=Path, required=True, help="cache folder (one sub-folder per split)")
+    latents.add_argument("--splits", default=None, help="comma-separated splits (default: train,val where present)")
+    latents.add_argument("--shard-size", type=int, default=256, help="images per shard")
+    latents.add_argument("--batch-size", type=int, default=16)
+    latents.add_argument("--no-bitstreams", action="store_true", help="skip compress(): no real bpp, faster")
+    latents.add_argument("--overwrite", action="store_true", help="replace a cache made with another codec or data")
+    latents.add_argument("--quiet", action="store_true", help="no progress bars")
+    return parser
+
+
+def log(message: str) -> None:
+    print(message, flush=True)
+
+
+def resolve_data(data: str) -> tuple[str, list[str | None]]:
+    """The data source and its splits (``train``/``val`` where present, else the folder itself)."""
+    if data in EMBEDDED and not Path(data).exists():
+        if not embedded_root(data).is_dir():
+            log(f"generating the embedded dataset {data!r} into {embedded_root(data)} (once)")
+            embedded_dataset(data)
+        return data, ["train", "val"]
+    root = Path(data)
+    if not root.is_dir():
+        raise UsageError(f"--data {data}: neither an embedded dataset ({', '.join(EMBEDDED)}) nor a folder")
+    splits = [name for name in ("train", "val") if (root / name).is_dir()]
+    return data, splits or [None]
+
+
+def run_codec(args: argparse.Namespace) -> dict:
+    from cdomain.latents.codec_train import CodecTrainConfig, psnr, train_codec
+    from cdomain.latents.codecs import ARCHITECTURES, build_codec
+    from cdomain.latents.encode import compress, decompress, encode
+    from cdomain.latents.images import load_rgb
+    from cdomain.data.folder import resolve_source
+
+    if args.architecture not in ARCHITECTURES:
+        raise UsageError(f"--architecture must be one of {', '.join(ARCHITECTURES)}")
+    if not 1 <= args.quality <= 8:
+        raise UsageError(f"--quality must be in 1..8, got {args.quality}")
+    if args.steps < 1 or args.batch_size < 1 or args.checkpoint_every < 1:
+        raise UsageError("--steps, --batch-size and --checkpoint-every must be >= 1")
+    if args.crop < 64 or args.crop % 64:
+        raise UsageError(f"--crop must be a positive multiple of 64 (the codec's stride), got {args.crop}")
+    source, splits = resolve_data(args.data)
+    torch.manual_seed(args.seed)
+    n, m = args.channels or (None, None)
+    model = build_codec(args.architecture, args.quality, N=n, M=m)
+    output = args.output or Path("codecs") / f"{args.architecture}-q{args.quality}.safetensors"
+    config = CodecTrainConfig(steps=args.steps, batch_size=args.batch_size, crop=args.crop, lr=args.lr,
+                              aux_lr=args.aux_lr, lmbda=args.lmbda, seed=args.seed, workers=args.workers,
+                              checkpoint_every=args.checkpoint_every)
+    progress = not args.quiet and sys.stderr.isatty()
+    log(f"codec: {args.architecture} quality {args.quality} (N={model.N}, M={model.M}), {args.steps} steps of "
+        f"{args.batch_size}x{args.crop}x{args.crop} crops from {args.data}, checkpoint {output}")
+    summary = train_codec(model, source, config, split=splits[0], checkpoint=output, device=args.device,
+                          progress=progress)
+    model.cpu()
+    eval_split = splits[-1]
+    samples = resolve_source(source, eval_split)
+    count = min(args.eval_images, len(samples))
+    bits = estimate = pixels = squared = 0.0
+    for path in samples.paths[:count]:
+        image = load_rgb(path)[None]
+        compressed = compress(model, image)
+        bits += float(compressed.bits.sum())
+        estimate += float(encode(model, image).likelihood_bits.sum())
+        squared += float(torch.nn.functional.mse_loss(decompress(model, compressed), image)) * image[0, 0].numel()
+        pixels += image[0, 0].numel()
+    summary.update({
+        "eval_split": eval_split,
+        "eval_images": count,
+        "eval_bpp": bits / pixels if pixels else None,
+        "eval_likelihood_bpp": estimate / pixels if pixels else None,
+        "eval_psnr": psnr(squared / pixels) if pixels else None,
+        "N": int(model.N),
+        "M": int(model.M),
+    })
+    log(f"done in {summary['seconds']:.0f}s: train loss {summary['loss']:.3f} (bpp {summary['bpp']:.3f}, "
+        f"PSNR {summary['psnr']:.1f} dB); on {count} {eval_split or ''} images: real {summary['eval_bpp']:.3f} bpp "
+        f"(estimate {summary['eval_likelihood_bpp']:.3f}), PSNR {summary['eval_psnr']:.1f} dB; codec {output}")
+    return summary
+
+
+def run_latents(args: argparse.Namespace) -> dict:
+    from cdomain.latents.cache import write_latents
+    from cdomain.latents.codecs import load_codec
+
+    if args.shard_size < 1 or args.batch_size < 1:
+        raise UsageError("--shard-size and --batch-size must be >= 1")
+    source, splits = resolve_data(args.data)
+    if args.splits:
+        wanted = [part.strip() for part in args.splits.split(",") if part.strip()]
+        unknown = [name for name in wanted if name not in splits]
+        if unknown:
+            raise UsageError(f"--splits {args.splits}: {', '.join(unknown)} not in {args.data} (has {splits})")
+        splits = wanted
+    model = load_codec(args.codec)
+    log(f"codec {args.codec}: {model.cdomain_config['architecture']} N={model.N} M={model.M}")
+    progress = not args.quiet and sys.stderr.isatty()
+    start = time.perf_counter()
+    results = {}
+    for split in splits:
+        directory = args.output / split if split else args.output
+        index = write_latents(model, source, directory, split=split, shard_size=args.shard_size,
+                              batch_size=args.batch_size, bitstreams=not args.no_bitstreams,
+                              codec_path=str(args.codec), progress=progress, overwrite=args.overwrite)
+        bpp = f"{index['bpp']:.4f}" if index["bpp"] is not None else "not measured"
+        log(f"{split or 'data'}: {index['num_samples']} images in {len(index['shards'])} shards at {directory}; "
+            f"real bpp {bpp}, estimated {index['likelihood_bpp']:.4f}")
+        results[split or "data"] = {key: index[key] for key in ("num_samples", "bpp", "likelihood_bpp")}
+    summary = {"seconds": round(time.perf_counter() - start, 1), "output": str(args.output), "splits": results}
+    log(f"done in {summary['seconds']:.0f}s: {json.dumps(results)}")
+    return summary
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = setup_args().parse_args(argv)
+    try:
+        if args.command == "codec":
+            run_codec(args)
+        else:
+            run_latents(args)
+    except ImportError as error:
+        print(f"cdomain-prepare: error: {error}", file=sys.stderr)
+        return 2
+    except (UsageError, JPEGError, FileNotFoundError, ValueError) as error:
+        print(f"cdomain-prepare: error: {error}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("cdomain-prepare: interrupted; finished checkpoints and shards are intact, rerun to continue",
+              file=sys.stderr)
+        return 130
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
