@@ -75,7 +75,7 @@ def main() -> None:
             row[name] = result["acc"]
             points.append(SweepPoint(name, quality, "accuracy", result["acc"], result["loss"], size, bpp, result["images"]))
         lost = original - row["no_mitigation"]
-        row["recovered_pct"] = 100 * (row["fine_tuned"] - row["no_mitigation"]) / lost if lost > 0.5 else None
+        row["recovered_pct"] = 100 * (row["fine_tuned"] - row["no_mitigation"]) / lost if lost >= 2.0 else None
         rows.append(row)
     write_results(points, out)
     (out / "table.json").write_text(json.dumps({"original_accuracy": original, "rows": rows}, indent=2))
