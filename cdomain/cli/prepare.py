@@ -184,16 +184,16 @@ def run_latents(args: argparse.Namespace) -> dict:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
+    from cdomain.latents.cache import CacheError
+    from cdomain.latents.codecs import CodecError
+
     args = setup_args().parse_args(argv)
     try:
         if args.command == "codec":
             run_codec(args)
         else:
             run_latents(args)
-    except ImportError as error:
-        print(f"cdomain-prepare: error: {error}", file=sys.stderr)
-        return 2
-    except (UsageError, JPEGError, FileNotFoundError, ValueError) as error:
+    except (UsageError, JPEGError, FileNotFoundError, ImportError, CodecError, CacheError, ValueError) as error:
         print(f"cdomain-prepare: error: {error}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:

@@ -174,15 +174,16 @@ def load_codec(
     recorded if given (the file does not store it). The codec is returned in eval mode with its
     entropy coder tables ready for ``compress()``.
     """
+    import_compressai()
     path = Path(path)
     try:
         data = path.read_bytes()
     except OSError as error:
         raise FileNotFoundError(f"{path}: cannot read codec checkpoint: {error.strerror or error}") from error
-    if data[:1] == b"\x80" or data[:2] == b"PK":  # pickle or zip: torch.save
-        state, config = _read_torch(path, data), {}
-    else:
+    if _is_safetensors(data):
         state, config = _read_safetensors(path, data)
+    else:  # torch.save: a zip archive, or a pickle for the legacy format
+        state, config = _read_torch(path, data), {}
     architecture = architecture or config.get("architecture") or _infer_architecture(path, state)
     quality = quality if quality is not None else config.get("quality")
     _check(architecture, quality)
@@ -198,6 +199,14 @@ def load_codec(
     ensure_entropy_tables(model)  # computes the coder tables only where the file had none
     model.cdomain_config = {"architecture": architecture, "quality": quality, "N": n, "M": m}
     return model.to(map_location).eval()
+
+
+def _is_safetensors(data: bytes) -> bool:
+    """safetensors files start with an 8-byte header length and a JSON header."""
+    if len(data) < 10:
+        return False
+    size = int.from_bytes(data[:8], "little")
+    return 2 <= size <= len(data) - 8 and data[8:9] == b"{"
 
 
 def _read_torch(path: Path, data: bytes) -> dict:

@@ -13,10 +13,13 @@ that decoded images can be cropped back and so the latent cells covering the ima
 
 Two sizes are reported per image, both in bits and divided by the *unpadded* pixel count for
 bits per pixel: the real bitstream length from ``compress()`` (one rANS stream for y and one
-for z per image) and the estimate ``-sum log2 p`` from the likelihoods. Each stream carries a
-few bytes of coder state and alignment, so on small images (a 64x64 image at 0.3 bpp is about
-150 bytes) the real size exceeds the estimate by several percent; from 128x128 up they agree
-within about 1-2 percent for a trained codec.
+for z per image) and the estimate ``-sum log2 p`` from the likelihoods (what training
+minimises). They differ by (a) a fixed cost per stream -- the coder's final state, written in
+32-bit words, about 4-8 bytes per stream -- and (b) the coder's scale table: it codes each
+y element with the next larger of a fixed set of scales rather than the predicted one
+(:data:`cdomain.latents.codecs.SCALE_LEVELS`). Measured with the small trained test codec at
+about 0.2 bpp: 64x64 images +10-15% (about 100 bytes per image, so (a) dominates), 128x128
++3-5%, 256x256 +1.5%, 512x512 +1.0% (the tests require 2% from 256x256 up).
 """
 
 from __future__ import annotations

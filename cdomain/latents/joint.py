@@ -140,10 +140,22 @@ def fit_joint(
     device = torch.device(device)
     codec.to(device)
     classifier.to(device)
+    frozen_decoder = {name: p.requires_grad for name, p in codec.named_parameters() if name.startswith("g_s.")}
     main, aux = encoder_parameters(codec)
     optimizer, scheduler = build_optimizer(classifier, optim, len(train_batches), epochs)
     codec_optimizer = torch.optim.Adam(main, lr=config.codec_lr)
     aux_optimizer = torch.optim.Adam(aux, lr=config.aux_lr)
+    try:
+        return _fit_joint(codec, classifier, train_batches, val_batches, epochs, optimizer, scheduler, codec_optimizer,
+                          aux_optimizer, main, config, device, progress, on_epoch_end)
+    finally:
+        for name, parameter in codec.named_parameters():
+            if name in frozen_decoder:
+                parameter.requires_grad_(frozen_decoder[name])
+
+
+def _fit_joint(codec, classifier, train_batches, val_batches, epochs, optimizer, scheduler, codec_optimizer,
+               aux_optimizer, main, config, device, progress, on_epoch_end) -> list[dict]:
     history = []
     for epoch in range(1, epochs + 1):
         start = time.perf_counter()

@@ -77,7 +77,7 @@ def _device(name: str) -> torch.device:
     return device
 
 
-def _splits(data: str) -> str:
+def _check_data(data: str) -> str:
     embedded = data in EMBEDDED and not Path(data).exists()
     if embedded and not embedded_root(data).is_dir():
         print(f"generating the embedded dataset {data!r} into {embedded_root(data)} (once)", flush=True)
@@ -107,7 +107,7 @@ def build_latent_loaders(
     validation batches are centre-cropped. Real bpp is measured for the validation split only
     (``bitstreams``), the likelihood estimate for both.
     """
-    data = _splits(data)
+    data = _check_data(data)
     cache = Path(cache)
     for split in ("train", "val"):
         write_latents(codec, data, cache / split, split=split, bitstreams=bitstreams and split == "val",
@@ -139,7 +139,7 @@ def run_latent_training(config: dict) -> dict:
     output.mkdir(parents=True, exist_ok=True)
     codec = load_codec(cfg["codec"])
     latent_channels = int(codec.M)
-    data = _splits(cfg["data"])
+    data = _check_data(cfg["data"])
 
     if cfg["mode"] == "standard":
         cache = Path(cfg["cache"] or output / "latents")
