@@ -23,7 +23,8 @@ from cdomain.data.quality import METHODS
 from cdomain.jpeg.errors import JPEGError
 from cdomain.train.engine import OPTIMIZERS
 from cdomain.train.modes import DEFAULT_CURRICULUM, MODES
-from cdomain.train.runner import UsageError, models_for_input, run_training
+from cdomain.data.crowd import CROWD
+from cdomain.train.runner import TASKS, UsageError, models_for_input, run_training
 
 INPUTS = ("dct", "rgb")
 
@@ -53,10 +54,13 @@ def setup_args() -> argparse.ArgumentParser:
     )
     parser.add_argument("--config", type=Path, default=None, help="YAML file of options; flags override it")
     data = parser.add_argument_group("data")
+    data.add_argument("--task", choices=tuple(TASKS), default="classification",
+                      help="classification, or crowd counting with density maps")
     data.add_argument("--input", choices=INPUTS, default="dct", help="what the network reads")
     data.add_argument(
-        "--data", default="textures",
-        help=f"embedded dataset ({', '.join(EMBEDDED)}) or a folder with train/ and val/ ImageFolder trees",
+        "--data", default=None,
+        help=f"classification: embedded dataset ({', '.join(EMBEDDED)}; default textures) or a folder with train/ and "
+             f"val/ ImageFolder trees; counting: embedded crowd dataset ({', '.join(CROWD)}; default crowd)",
     )
     data.add_argument("--fbs", type=int, default=16, help="frequency band selection: lowest zigzag frequencies kept (1..64)")
     data.add_argument(
@@ -79,7 +83,8 @@ def setup_args() -> argparse.ArgumentParser:
                          help="jpeg-aug: LOW,HIGH range of random qualities")
     quality.add_argument("--init", type=Path, default=None, help="initialise from this checkpoint (required by npt)")
     model = parser.add_argument_group("model and optimisation")
-    model.add_argument("--model", default=None, help="registered model name (default: resnet_dct_small / resnet_rgb_small)")
+    model.add_argument("--model", default=None,
+                       help="registered model (default: resnet_dct_small / resnet_rgb_small; counting: csrnet_dct_small / csrnet_small)")
     model.add_argument("--list-models", action="store_true", help="print the models for --input and exit")
     model.add_argument("--epochs", type=int, default=30, help="epochs (per phase in cpt)")
     model.add_argument("--optimizer", choices=OPTIMIZERS, default="sgd")
@@ -129,8 +134,11 @@ def parse_config(argv: Sequence[str] | None) -> argparse.Namespace:
     elif args.config is not None:
         _apply_yaml(parser, args.config)
         args = parser.parse_args(argv)
+    task = TASKS[args.task]
+    if args.data is None:
+        args.data = task.default_data
     if args.model is None:
-        args.model = "resnet_dct_small" if args.input == "dct" else "resnet_rgb_small"
+        args.model = task.default_models[args.input]
     if not 1 <= args.fbs <= 64:
         parser.error(f"--fbs must be in 1..64, got {args.fbs}")
     if args.crop is not None and (args.crop < CROP_MULTIPLE or args.crop % CROP_MULTIPLE):
@@ -156,7 +164,7 @@ def parse_config(argv: Sequence[str] | None) -> argparse.Namespace:
 def main(argv: Sequence[str] | None = None) -> int:
     args = parse_config(argv)
     if args.list_models:
-        print("\n".join(models_for_input(args.input)))
+        print("\n".join(models_for_input(args.input, args.task)))
         return 0
     try:
         run_training(args)

@@ -13,7 +13,9 @@ import json
 import sys
 import time
 from argparse import Namespace
+from dataclasses import dataclass
 from pathlib import Path
+from typing import Callable
 
 import torch
 import yaml
@@ -25,13 +27,40 @@ from cdomain.data.folder import SampleList, resolve_source
 from cdomain.data.loader import DCTLoader, JPEGLoader, RGBLoader
 from cdomain.data.quality import RandomQuality, reencoded_samples
 from cdomain.models import create_model, list_models
-from cdomain.train import distributed
+from cdomain.data.crowd import CROWD, crowd_root, crowd_split
+from cdomain.data.density import DensityTarget, density_target
+from cdomain.train import counting, distributed, engine
 from cdomain.train.checkpoint import load_checkpoint, save_checkpoint
-from cdomain.train.engine import OptimConfig, build_optimizer, evaluate, train_one_epoch
+from cdomain.train.engine import OptimConfig, build_optimizer
 from cdomain.train.modes import Phase, plan_phases
 from cdomain.train.state import RunState, commit_epoch, load_state
 
 LOADERS: dict[str, type[JPEGLoader]] = {"dct": DCTLoader, "rgb": RGBLoader}
+
+
+@dataclass(frozen=True)
+class Task:
+    """What a run learns: its loops, the validation metric that picks the best epoch, defaults."""
+
+    name: str
+    model_task: str  # the "task" recorded in the models' input_spec
+    train_one_epoch: Callable
+    evaluate: Callable
+    metric: str  # key of the validation record that ranks epochs
+    higher_is_better: bool
+    default_data: str
+    default_models: dict[str, str]  # per --input
+
+    def better(self, value: float, best: float | None) -> bool:
+        return best is None or (value > best if self.higher_is_better else value < best)
+
+
+TASKS = {
+    "classification": Task("classification", "classification", engine.train_one_epoch, engine.evaluate, "acc", True, "textures",
+                           {"dct": "resnet_dct_small", "rgb": "resnet_rgb_small"}),
+    "counting": Task("counting", "density", counting.train_one_epoch, counting.evaluate, "mae", False, "crowd",
+                     {"dct": "csrnet_dct_small", "rgb": "csrnet_small"}),
+}
 
 
 class UsageError(Exception):
@@ -51,32 +80,45 @@ def resolve_device(name: str) -> torch.device:
     return device
 
 
-def models_for_input(kind: str) -> list[str]:
-    """Registered models whose input is ``kind`` (``"dct"``, ``"rgb"``, ``"latent"``)."""
+def models_for_input(kind: str, task: str = "classification") -> list[str]:
+    """Registered models for ``task`` whose input is ``kind`` (``"dct"``, ``"rgb"``, ``"latent"``)."""
     names = []
     for name in list_models():
         try:
             with torch.device("meta"):  # only the input spec is needed: allocate nothing
-                spec = create_model(name, num_classes=2, **({"fbs": 8} if kind == "dct" else {})).input_spec
+                spec = create_model(name, **({"fbs": 8} if kind == "dct" else {})).input_spec
         except (TypeError, ValueError):
             continue
-        if spec["input"] == kind and spec.get("task", "classification") == "classification":
+        if spec["input"] == kind and spec.get("task", "classification") == TASKS[task].model_task:
             names.append(name)
     return names
 
 
 def build_model(config: Namespace, num_classes: int) -> torch.nn.Module:
     kwargs = {"fbs": config.fbs} if config.input == "dct" else {}
+    if config.task == "classification":
+        kwargs["num_classes"] = num_classes
     try:
-        model = create_model(config.model, num_classes=num_classes, **kwargs)
-    except (KeyError, ValueError) as error:
+        model = create_model(config.model, **kwargs)
+    except (KeyError, ValueError, TypeError) as error:
         raise UsageError(f"--model {config.model}: {error}") from None
-    if model.input_spec["input"] != config.input:
+    spec = model.input_spec
+    if spec["input"] != config.input or spec.get("task", "classification") != TASKS[config.task].model_task:
         raise UsageError(
-            f"--model {config.model} reads {model.input_spec['input']} input, not --input {config.input}; "
-            f"models for {config.input}: {', '.join(models_for_input(config.input))}"
+            f"--model {config.model} is a {spec.get('task', 'classification')} model on {spec['input']} input, "
+            f"not --task {config.task} --input {config.input}; models for that: "
+            f"{', '.join(models_for_input(config.input, config.task))}"
         )
     return model
+
+
+def crowd_samples(name: str) -> tuple[SampleList, SampleList, DensityTarget, DensityTarget]:
+    """Train/val samples of an embedded crowd dataset and their density-map targets."""
+    if not crowd_root(name).is_dir():
+        log(f"generating the embedded crowd dataset {name!r} into {crowd_root(name)} (once)")
+    (train_paths, train_points), (val_paths, val_points) = crowd_split(name, "train"), crowd_split(name, "val")
+    as_samples = lambda paths: SampleList(tuple(paths), (-1,) * len(paths), ())  # noqa: E731
+    return as_samples(train_paths), as_samples(val_paths), density_target(train_points), density_target(val_points)
 
 
 def base_samples(config: Namespace) -> tuple[SampleList, SampleList, bool]:
@@ -114,7 +156,16 @@ class TrainingRun:
             config.mode, epochs=config.epochs, quality=config.quality,
             target_quality=config.target_quality, curriculum=config.curriculum,
         )
-        self.train_base, self.val_base, embedded = base_samples(config)
+        self.task = TASKS[config.task]
+        self.targets: tuple[DensityTarget | None, DensityTarget | None] = (None, None)
+        if config.task == "counting":
+            if config.data not in CROWD:
+                raise UsageError(f"--task counting reads an embedded crowd dataset ({', '.join(CROWD)}), not {config.data!r}")
+            self.train_base, self.val_base, *targets = crowd_samples(config.data)
+            self.targets = tuple(targets)
+            embedded = True
+        else:
+            self.train_base, self.val_base, embedded = base_samples(config)
         self.crop = config.crop if config.crop is not None else (None if embedded else 224)
         self.metrics_path = output / "metrics.jsonl"
 
@@ -139,6 +190,7 @@ class TrainingRun:
             samples, batch_size=config.batch_size, fbs=config.fbs if config.input == "dct" else 1,
             layout=self.layout, crop=self.crop, augment=train, seed=config.seed, workers=config.workers,
             skip_bad=config.skip_bad, stats=stats, drop_last=train, transform=transform,
+            target=self.targets[0 if train else 1],
         )
         if self.dist.enabled:
             loader.shard(self.dist.rank, self.dist.world_size)
@@ -153,7 +205,9 @@ class TrainingRun:
         if self.config.init is None:
             return build_model(self.config, num_classes), None
         checkpoint = load_checkpoint(self.config.init)
-        if checkpoint.model.num_classes != num_classes:
+        if checkpoint.model.input_spec.get("task", "classification") != self.task.model_task:
+            raise UsageError(f"--init {self.config.init}: the checkpoint is not a {self.config.task} model")
+        if self.config.task == "classification" and checkpoint.model.num_classes != num_classes:
             raise UsageError(
                 f"--init {self.config.init}: the checkpoint has {checkpoint.model.num_classes} classes, the data {num_classes}"
             )
@@ -182,7 +236,7 @@ class TrainingRun:
         if self.dist.is_main:
             self._start_outputs(state if config.resume else None)
             log(f"data: {config.data} ({len(self.train_base)} train / {len(self.val_base)} val images, "
-                f"{len(self.train_base.classes)} classes); mode {config.mode}: "
+                f"task {config.task}); mode {config.mode}: "
                 + ", ".join(f"{p.name} ({p.epochs} epochs)" for p in self.phases))
             log(f"model: {model_name(model)} on {self.device} x{self.dist.world_size}, input {model.input_spec}, "
                 f"{sum(p.numel() for p in model.parameters()) / 1e6:.2f}M parameters")
@@ -195,12 +249,14 @@ class TrainingRun:
             last = self._run_phase(index, phase, model, trained, stats, state, optim_state)
             optim_state = None
         replicas = distributed.replicas_identical(model) if self.dist.enabled else None
+        metric = f"val_{self.task.metric}"
         summary = {
             "seconds": round(time.perf_counter() - start, 1),
             "world_size": self.dist.world_size,
             "replicas_identical": replicas,
-            "final_val_acc": last.get("val_acc"),
-            "best_val_acc": state.best_metric,
+            "task": config.task,
+            f"final_{metric}": last.get(metric),
+            f"best_{metric}": state.best_metric,
             "best_phase": state.best_phase + 1,
             "best_epoch": state.best_epoch,
             "output": str(output),
@@ -208,8 +264,8 @@ class TrainingRun:
         if self.dist.is_main:
             atomic_write(output / "summary.json", json.dumps(summary, indent=2))
             log(
-                f"done in {summary['seconds']:.0f}s: final val acc {summary['final_val_acc']:.1f}%, "
-                f"best {summary['best_val_acc']:.1f}% (phase {summary['best_phase']}, epoch {summary['best_epoch']}); "
+                f"done in {summary['seconds']:.0f}s: final {metric} {summary[f'final_{metric}']:.2f}, "
+                f"best {summary[f'best_{metric}']:.2f} (phase {summary['best_phase']}, epoch {summary['best_epoch']}); "
                 f"checkpoint {output / 'model.safetensors'}"
             )
         distributed.cleanup()
@@ -231,18 +287,16 @@ class TrainingRun:
         for epoch in range(first_epoch, phase.epochs + 1):
             began = time.perf_counter()
             train.set_epoch(index * 100_000 + epoch)
-            fitted = train_one_epoch(
+            fitted = self.task.train_one_epoch(
                 trained, train, optimizer, scheduler, self.device,
                 description=f"{phase.name} epoch {epoch}/{phase.epochs}", progress=self.progress, total=len(train),
             )
-            checked = evaluate(trained, val, self.device, description="validate", progress=self.progress, total=len(val))
-            record = {
-                "phase": index + 1, "phase_name": phase.name, "quality": phase.val_quality, "epoch": epoch,
-                "train_loss": fitted["loss"], "train_acc": fitted["acc"],
-                "val_loss": checked["loss"], "val_acc": checked["acc"],
-                "lr": optimizer.param_groups[0]["lr"], "seconds": time.perf_counter() - began,
-                "skipped_files": train.skipped + val.skipped,
-            }
+            checked = self.task.evaluate(trained, val, self.device, description="validate", progress=self.progress, total=len(val))
+            record = {"phase": index + 1, "phase_name": phase.name, "quality": phase.val_quality, "epoch": epoch}
+            record.update({f"train_{key}": value for key, value in fitted.items() if key not in ("images", "seconds")})
+            record.update({f"val_{key}": value for key, value in checked.items() if key != "images"})
+            record.update(lr=optimizer.param_groups[0]["lr"], seconds=time.perf_counter() - began,
+                          skipped_files=train.skipped + val.skipped)
             state.phase, state.epoch = index, epoch
             if self.dist.is_main:
                 self._finish_epoch(model, stats, state, record, optimizer, scheduler)
@@ -255,9 +309,10 @@ class TrainingRun:
     def _finish_epoch(self, model, stats, state: RunState, record: dict, optimizer, scheduler) -> None:
         with self.metrics_path.open("a") as handle:
             handle.write(json.dumps(record) + "\n")
-        improved = state.best_metric is None or record["val_acc"] > state.best_metric
+        value = record[f"val_{self.task.metric}"]
+        improved = self.task.better(value, state.best_metric)
         if improved:
-            state.best_metric, state.best_phase, state.best_epoch = record["val_acc"], state.phase, state.epoch
+            state.best_metric, state.best_phase, state.best_epoch = value, state.phase, state.epoch
         info = self._info(state)
         classes = self.train_base.classes
 
@@ -270,10 +325,12 @@ class TrainingRun:
         save(self.output / "model.safetensors")
         if improved:
             save(self.output / "best.safetensors")
+        metric = self.task.metric
+        unit = "%" if metric == "acc" else ""
         log(
-            f"{record['phase_name']:>6} epoch {record['epoch']:3d}/{self.phases[state.phase].epochs}  train loss {record['train_loss']:.3f} "
-            f"acc {record['train_acc']:5.1f}%  val loss {record['val_loss']:.3f} acc {record['val_acc']:5.1f}%  "
-            f"{record['seconds']:.1f}s"
+            f"{record['phase_name']:>6} epoch {record['epoch']:3d}/{self.phases[state.phase].epochs}  "
+            f"train loss {record['train_loss']:.3f} {metric} {record[f'train_{metric}']:5.2f}{unit}  "
+            f"val loss {record['val_loss']:.3f} {metric} {record[f'val_{metric}']:5.2f}{unit}  {record['seconds']:.1f}s"
         )
 
     def _info(self, state: RunState) -> dict:

@@ -113,3 +113,21 @@ def test_torchrun_two_cpu_processes_keep_replicas_identical(tmp_path):
     summary = json.loads((output / "summary.json").read_text())
     assert summary["world_size"] == 2 and summary["replicas_identical"] is True
     assert [r["epoch"] for r in records(output)] == [1, 2]
+
+
+def test_counting_task_with_cpt_reports_mae(tmp_path):
+    output = tmp_path / "count"
+    assert main(["--task", "counting", "--data", "crowd-tiny", "--batch-size", "4", "--fbs", "8", "--quiet",
+                 "--mode", "cpt", "--curriculum", "75,20", "--target-quality", "20", "--epochs", "1",
+                 "--optimizer", "adamw", "--lr", "1e-3", "--output", str(output)]) == 0
+    history = records(output)
+    assert [(r["phase"], r["quality"]) for r in history] == [(1, 75), (2, 20)]
+    assert all(r["val_mae"] >= 0 and r["val_mse"] >= 0 for r in history)
+    summary = json.loads((output / "summary.json").read_text())
+    assert summary["task"] == "counting" and summary["best_val_mae"] == min(r["val_mae"] for r in history)
+    assert load_checkpoint(output / "model.safetensors").model.input_spec["task"] == "density"
+
+
+def test_counting_rejects_a_classification_model(capsys):
+    assert main(["--task", "counting", "--data", "crowd-tiny", "--model", "resnet_dct_small", "--quiet"]) == 2
+    assert "csrnet_dct_small" in capsys.readouterr().err
