@@ -41,19 +41,15 @@ TABLE_UNDEFINED, TABLE_OK, TABLE_OVERSUBSCRIBED, TABLE_BAD_DC_SYMBOL = 0, 1, 2, 
 NUM_SLOTS = 8
 
 
-def new_tables() -> tuple[np.ndarray, ...]:
-    """Empty derived tables for all 8 slots: ``(status, lut, fast, maxcode, valoff, vals)``."""
-    return _new_tables()
-
-
 @njit(nogil=True, cache=True)
-def _new_tables():
-    status = np.zeros(NUM_SLOTS, dtype=np.int32)
-    lut = np.zeros((NUM_SLOTS, FAST_SIZE), dtype=np.int32)
-    fast = np.zeros((NUM_SLOTS, FAST_SIZE), dtype=np.int32)
-    maxcode = np.full((NUM_SLOTS, 18), -1, dtype=np.int32)
-    valoff = np.zeros((NUM_SLOTS, 18), dtype=np.int32)
-    vals = np.zeros((NUM_SLOTS, 256), dtype=np.int32)
+def _new_tables(slots):
+    """Empty derived tables for ``slots`` slots: ``(status, lut, fast, maxcode, valoff, vals)``."""
+    status = np.zeros(slots, dtype=np.int32)
+    lut = np.zeros((slots, FAST_SIZE), dtype=np.int32)
+    fast = np.zeros((slots, FAST_SIZE), dtype=np.int32)
+    maxcode = np.full((slots, 18), -1, dtype=np.int32)
+    valoff = np.zeros((slots, 18), dtype=np.int32)
+    vals = np.zeros((slots, 256), dtype=np.int32)
     return status, lut, fast, maxcode, valoff, vals
 
 
@@ -120,25 +116,34 @@ def _fill_fast(slot, is_dc, code, length, sym, lut, fast):
             fast[slot, first + j] = (value << 16) | (run << 8) | (length + size)
 
 
-@njit(nogil=True, cache=True)
+@njit(nogil=True, cache=True, inline="always")
 def fill(data, pos, acc, bits, pad, mpos):
     """Top the accumulator up to at least 49 bits; return the new reader state.
 
     State: ``pos`` next byte to read, ``acc``/``bits`` the buffered bits, ``pad`` zero bits
     appended past the end of the data, ``mpos`` offset of the marker (its first 0xFF) that
     ended the data, or -1 while none has been met (``len(data)`` at the end of the buffer).
+
+    The common case (no 0xFF byte, no marker, no end of data in reach) is inlined into the
+    decoding loops; everything else goes to :func:`_fill_slow`.
     """
-    n = data.shape[0]
     acc &= (np.int64(1) << bits) - 1
-    if mpos < 0 and pos + 8 <= n:
-        # Common case, no marker met and no end of data in reach: plain bytes until a 0xFF.
+    if mpos < 0 and pos + 8 <= data.shape[0]:
         while bits <= 48:
-            byte = np.int64(data[pos])
+            byte = np.int64(data[np.uint64(pos)])  # unsigned: no negative-index wraparound
             if byte == 0xFF:
-                break
+                return _fill_slow(data, pos, acc, bits, pad, mpos)
             acc = (acc << 8) | byte
             bits += 8
             pos += 1
+        return pos, acc, bits, pad, mpos
+    return _fill_slow(data, pos, acc, bits, pad, mpos)
+
+
+@njit(nogil=True, cache=True)
+def _fill_slow(data, pos, acc, bits, pad, mpos):
+    """:func:`fill` byte by byte: stuffed bytes, fill bytes, markers and the end of the data."""
+    n = data.shape[0]
     while bits <= 48:
         if mpos < 0:
             if pos < n:

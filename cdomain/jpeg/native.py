@@ -49,6 +49,7 @@ from __future__ import annotations
 
 import numpy as np
 from numba import njit
+from numba.cpython.unsafe.numbers import trailing_zeros  # LLVM cttz
 
 from cdomain.jpeg.errors import JPEGError
 from cdomain.jpeg.huffman import (
@@ -70,7 +71,9 @@ from cdomain.jpeg.tables import ZIGZAG
 MAX_SCANS = 500
 
 _ZZ = np.ascontiguousarray(ZIGZAG, dtype=np.int64)
+_ZZ_U = _ZZ.astype(np.uint64)  # for unsigned indexing, which skips negative-index handling
 _NO_BUFFER = np.zeros(0, dtype=np.int16)
+_NO_MASKS = np.zeros(0, dtype=np.int64)
 
 # Error codes returned by the compiled code; _MESSAGES turns them into JPEGError causes.
 OK = 0
@@ -183,28 +186,29 @@ def decode(data: bytes, source: str = "<bytes>") -> DCTImage:
     # First call: headers up to the first scan, validated; it returns the buffer size needed.
     # NumPy allocates it (calloc: pages of a huge frame that the data never reaches are never
     # touched), and the second call decodes into it.
-    err, arg, pos, scans, frame, geometry, coef, quant = _decode_jpeg(buffer, _NO_BUFFER,
-                                                                      MAX_PIXELS, MAX_SCANS)
+    err, arg, pos, scans, frame, geometry, coef, quant = _decode_jpeg(
+        buffer, _NO_BUFFER, _NO_MASKS, MAX_PIXELS, MAX_SCANS)
     if err == E_NEED_BUFFER:
+        masks = np.zeros(arg // 64 + 1, dtype=np.int64) if frame[2] else _NO_MASKS
         err, arg, pos, scans, frame, geometry, coef, quant = _decode_jpeg(
-            buffer, np.zeros(arg + 64, dtype=np.int16), MAX_PIXELS, MAX_SCANS)
+            buffer, np.zeros(arg + 64, dtype=np.int16), masks, MAX_PIXELS, MAX_SCANS)
     if err != OK:
         parse_header(data, source)  # raises with its own message where it sees the cause
         cause = _MESSAGES[int(err)].format(arg=int(arg))
         where = f"scan {int(scans)}, byte {int(pos)}" if scans > 0 else f"byte {int(pos)}"
         raise JPEGError(source, f"{cause} ({where})")
-    planes = []
-    for row in geometry.tolist():
-        start, rows, cols = row[_G_OFF], row[_G_BH], row[_G_BW]
-        planes.append(coef[start : start + rows * cols * 64].reshape(rows, cols, 8, 8))
+    rows = geometry.tolist()
+    tables = quant.reshape(-1, 8, 8)
+    height, width, progressive = frame.tolist()
     return DCTImage(
-        coefficients=tuple(planes),
-        quant_tables=tuple(table.reshape(8, 8) for table in quant),
-        sampling=tuple((row[_G_V], row[_G_H]) for row in geometry.tolist()),
-        height=int(frame[0]),
-        width=int(frame[1]),
-        color_space="gray" if len(planes) == 1 else "YCbCr",
-        progressive=bool(frame[2]),
+        coefficients=tuple(coef[row[_G_OFF] : row[_G_OFF] + row[_G_BH] * row[_G_BW] * 64]
+                           .reshape(row[_G_BH], row[_G_BW], 8, 8) for row in rows),
+        quant_tables=tuple(tables[i] for i in range(len(rows))),
+        sampling=tuple((row[_G_V], row[_G_H]) for row in rows),
+        height=height,
+        width=width,
+        color_space="gray" if len(rows) == 1 else "YCbCr",
+        progressive=bool(progressive),
         source=source,
     )
 
@@ -231,12 +235,13 @@ def _next_marker(data, pos):
 
 
 @njit(nogil=True, cache=True)
-def _decode_jpeg(data, coef, max_pixels, max_scans):
+def _decode_jpeg(data, coef, nz, max_pixels, max_scans):
     """Decode a whole JPEG stream into ``coef``.
 
     ``coef`` receives every component's blocks one after the other (int16, natural order) plus
-    one scratch block. Given an empty array, the walk stops at the first scan and returns
-    ``E_NEED_BUFFER`` with the number of coefficients as the argument.
+    one scratch block; ``nz`` (progressive files only) one zeroed int64 per block of ``coef``.
+    Given empty arrays, the walk stops at the first scan and returns ``E_NEED_BUFFER`` with
+    the number of coefficients as the argument.
 
     Returns ``(error, argument, byte offset, scans, frame, geometry, coef, quant)``: ``frame``
     is ``(height, width, progressive)``, ``geometry`` one row per component (columns ``_G_*``),
@@ -244,7 +249,8 @@ def _decode_jpeg(data, coef, max_pixels, max_scans):
     """
     n = data.shape[0]
     zz = _ZZ
-    status, lut, fast, maxcode, valoff, vals = _new_tables()
+    probe = coef.shape[0] == 0  # only the frame is wanted: table segments are skipped
+    status, lut, fast, maxcode, valoff, vals = _new_tables(0 if probe else 8)
     qt = np.zeros((4, 64), dtype=np.int64)
     qt_defined = np.zeros(4, dtype=np.bool_)
     frame = np.zeros(3, dtype=np.int64)
@@ -316,7 +322,8 @@ def _decode_jpeg(data, coef, max_pixels, max_scans):
                 if err != OK:
                     break
                 geometry, total = _frame_geometry(frame, sof, ncomp)
-                if coef.shape[0] != total + 64:
+                if coef.shape[0] != total + 64 or (frame[2] != 0 and
+                                                   nz.shape[0] != coef.shape[0] // 64):
                     err = E_NEED_BUFFER
                     arg = total
                     break
@@ -347,9 +354,10 @@ def _decode_jpeg(data, coef, max_pixels, max_scans):
             scratch = coef.shape[0] - 64
             if kind == _SEQUENTIAL:
                 err, code, pos = _sequential_scan(data, end, coef, comps, sx, sy, restart,
-                                                  scratch, lut, fast, maxcode, valoff, vals, zz)
+                                                  scratch, lut, fast, maxcode, valoff, vals,
+                                                  _ZZ_U)
             else:
-                err, code, pos = _progressive_scan(data, end, coef, comps, sx, sy, restart,
+                err, code, pos = _progressive_scan(data, end, coef, nz, comps, sx, sy, restart,
                                                    scratch, kind, ss, se, al, lut, fast,
                                                    maxcode, valoff, vals, zz)
             if err != OK:
@@ -357,13 +365,15 @@ def _decode_jpeg(data, coef, max_pixels, max_scans):
                 break
             continue  # ``code`` is the marker after the scan, ``pos`` the offset after it
         if code == 0xC4:  # DHT
-            err, pos = _parse_dht(data, body, end, status, lut, fast, maxcode, valoff, vals)
-            if err != OK:
-                break
+            if not probe:
+                err, pos = _parse_dht(data, body, end, status, lut, fast, maxcode, valoff, vals)
+                if err != OK:
+                    break
         elif code == 0xDB:  # DQT
-            err, pos = _parse_dqt(data, body, end, qt, qt_defined, zz)
-            if err != OK:
-                break
+            if not probe:
+                err, pos = _parse_dqt(data, body, end, qt, qt_defined, zz)
+                if err != OK:
+                    break
         elif code == 0xDD:  # DRI
             if length != 4:
                 err = E_DRI
@@ -694,9 +704,9 @@ def _sequential_scan(data, pos, coef, comps, mcus_x, mcus_y, restart, scratch,
                     for x in range(h):
                         bx = mx * h + x
                         if by < bh and bx < bw:
-                            idx = comps[ci, _C_OFF] + (by * bw + bx) * 64
+                            idx = np.uint64(comps[ci, _C_OFF] + (by * bw + bx) * 64)
                         else:
-                            idx = scratch
+                            idx = np.uint64(scratch)
                         # DC coefficient: difference from the previous block's.
                         if bits < 31:
                             pos, acc, bits, pad, mpos = fill(data, pos, acc, bits, pad, mpos)
@@ -719,7 +729,9 @@ def _sequential_scan(data, pos, coef, comps, mcus_x, mcus_y, restart, scratch,
                         # AC coefficients: run-length/size symbols, zeros are skipped.
                         k = 1
                         while k < 64:
-                            if bits < 31:
+                            # A combined lookup takes at most FAST_BITS bits; the rare longer
+                            # symbol (code and magnitude, up to 31 bits) tops up again below.
+                            if bits < 16:
                                 pos, acc, bits, pad, mpos = fill(data, pos, acc, bits, pad, mpos)
                             entry = fast[act, (acc >> (bits - FAST_BITS)) & FAST_MASK]
                             if entry != 0:
@@ -727,9 +739,11 @@ def _sequential_scan(data, pos, coef, comps, mcus_x, mcus_y, restart, scratch,
                                 k += (entry >> 8) & 255
                                 if k > 63:
                                     return E_COEF_OVERFLOW, np.int64(0), pos
-                                coef[idx + zz[k]] = entry >> 16
+                                coef[idx + zz[k]] = entry >> 16  # unsigned index: no wraparound
                                 k += 1
                                 continue
+                            if bits < 31:
+                                pos, acc, bits, pad, mpos = fill(data, pos, acc, bits, pad, mpos)
                             sym, length = decode_symbol(acc, bits, act, lut, maxcode, valoff,
                                                         vals)
                             if sym < 0:
@@ -758,10 +772,14 @@ def _sequential_scan(data, pos, coef, comps, mcus_x, mcus_y, restart, scratch,
 
 
 @njit(nogil=True, cache=True)
-def _progressive_scan(data, pos, coef, comps, mcus_x, mcus_y, restart, scratch, kind,
+def _progressive_scan(data, pos, coef, nz, comps, mcus_x, mcus_y, restart, scratch, kind,
                       ss, se, al, lut, fast, maxcode, valoff, vals, zz):
     """Decode one progressive scan (T.81 Annex G) into ``coef``, in the order of libjpeg's
-    ``jdphuff.c``; returns as :func:`_sequential_scan`."""
+    ``jdphuff.c``; returns as :func:`_sequential_scan`.
+
+    ``nz`` holds one int64 per block (index ``offset // 64``) with bit k set where the block's
+    zigzag coefficient k (k >= 1) is nonzero, so that refinement scans visit only those.
+    """
     ns = comps.shape[0]
     acc = np.int64(0)
     bits = np.int64(0)
@@ -819,7 +837,10 @@ def _progressive_scan(data, pos, coef, comps, mcus_x, mcus_y, restart, scratch, 
                                     k += (entry >> 8) & 255
                                     if k > se:
                                         return E_COEF_OVERFLOW, np.int64(0), pos
-                                    coef[idx + zz[k]] = (entry >> 16) << al
+                                    at = idx + zz[k]
+                                    coef[at] = (entry >> 16) << al
+                                    if coef[at] != 0:
+                                        nz[idx >> 6] |= np.int64(1) << k
                                     k += 1
                                     continue
                                 sym, length = decode_symbol(acc, bits, act, lut, maxcode, valoff,
@@ -846,11 +867,16 @@ def _progressive_scan(data, pos, coef, comps, mcus_x, mcus_y, restart, scratch, 
                                     return E_COEF_OVERFLOW, np.int64(0), pos
                                 value = extend((acc >> (bits - s)) & ((1 << s) - 1), s)
                                 bits -= s
-                                coef[idx + zz[k]] = value << al
+                                at = idx + zz[k]
+                                coef[at] = value << al
+                                if coef[at] != 0:
+                                    nz[idx >> 6] |= np.int64(1) << k
                                 k += 1
                         elif kind == _AC_REFINE:
                             # T.81 G.1.2.3, in the order of libjpeg's decode_mcu_AC_refine
                             # (inline: a call per block would cost more than the block).
+                            # ``mask`` has bit k set where zigzag coefficient k is nonzero.
+                            mask = nz[idx >> 6]
                             k = ss
                             if eobrun == 0:
                                 while k <= se:
@@ -879,9 +905,9 @@ def _progressive_scan(data, pos, coef, comps, mcus_x, mcus_y, restart, scratch, 
                                     # Skip r zero coefficients and stop on the next zero,
                                     # appending a correction bit to each nonzero one passed.
                                     while True:
-                                        at = idx + zz[k]
-                                        c = np.int64(coef[at])
-                                        if c != 0:
+                                        if (mask >> k) & 1:
+                                            at = idx + zz[k]
+                                            c = np.int64(coef[at])
                                             if bits < 1:
                                                 pos, acc, bits, pad, mpos = fill(
                                                     data, pos, acc, bits, pad, mpos)
@@ -899,21 +925,27 @@ def _progressive_scan(data, pos, coef, comps, mcus_x, mcus_y, restart, scratch, 
                                         return E_COEF_OVERFLOW, np.int64(0), pos
                                     if value != 0:
                                         coef[idx + zz[k]] = value
+                                        mask |= np.int64(1) << k
                                     k += 1
                             if eobrun > 0:
-                                # The rest of the band is in an EOB run: correction bits only.
-                                while k <= se:
-                                    at = idx + zz[k]
+                                # The rest of the band is in an EOB run: a correction bit for
+                                # each nonzero coefficient in zigzag positions k..Se.
+                                rest = mask & (np.int64(-1) << k)
+                                if se < 63:
+                                    rest &= ~(np.int64(-1) << (se + 1))
+                                while rest != 0:
+                                    j = trailing_zeros(rest)
+                                    rest ^= np.int64(1) << j
+                                    at = idx + zz[j]
                                     c = np.int64(coef[at])
-                                    if c != 0:
-                                        if bits < 1:
-                                            pos, acc, bits, pad, mpos = fill(data, pos, acc,
-                                                                             bits, pad, mpos)
-                                        bits -= 1
-                                        if (acc >> bits) & 1 and (c & p1) == 0:
-                                            coef[at] = c + p1 if c >= 0 else c + m1
-                                    k += 1
+                                    if bits < 1:
+                                        pos, acc, bits, pad, mpos = fill(data, pos, acc, bits,
+                                                                         pad, mpos)
+                                    bits -= 1
+                                    if (acc >> bits) & 1 and (c & p1) == 0:
+                                        coef[at] = c + p1 if c >= 0 else c + m1
                                 eobrun -= 1
+                            nz[idx >> 6] = mask
                         elif kind == _DC_FIRST:
                             if bits < 31:
                                 pos, acc, bits, pad, mpos = fill(data, pos, acc, bits, pad, mpos)
