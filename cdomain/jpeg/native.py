@@ -129,7 +129,8 @@ _MESSAGES = {
     E_TRUNCATED: "truncated: the data ends before the end-of-image marker",
     E_EXTRANEOUS: "corrupt entropy-coded data: extraneous bytes before the next marker",
     E_RST_MISSING: "corrupt entropy-coded data: restart marker RST{arg} missing",
-    E_RST_SEQUENCE: "corrupt entropy-coded data: restart marker out of sequence (expected RST{arg})",
+    E_RST_SEQUENCE: "corrupt entropy-coded data: restart marker out of sequence "
+                    "(expected RST{arg})",
     E_SOS_LENGTH: "corrupt: malformed start-of-scan (SOS) segment",
     E_SOS_COMPONENT: "corrupt: scan names component {arg}, not in the frame",
     E_SOS_DUPLICATE: "corrupt: scan names component {arg} twice",
@@ -903,26 +904,32 @@ def _progressive_scan(data, pos, coef, nz, comps, mcus_x, mcus_y, restart, scrat
                                             bits -= r
                                         break
                                     # Skip r zero coefficients and stop on the next zero,
-                                    # appending a correction bit to each nonzero one passed.
-                                    while True:
-                                        if (mask >> k) & 1:
-                                            at = idx + zz[k]
-                                            c = np.int64(coef[at])
-                                            if bits < 1:
-                                                pos, acc, bits, pad, mpos = fill(
-                                                    data, pos, acc, bits, pad, mpos)
-                                            bits -= 1
-                                            if (acc >> bits) & 1 and (c & p1) == 0:
-                                                coef[at] = c + p1 if c >= 0 else c + m1
-                                        else:
-                                            r -= 1
-                                            if r < 0:
-                                                break
-                                        k += 1
-                                        if k > se:
+                                    # appending a correction bit to each nonzero one passed
+                                    # (in zigzag order): the target is the (r+1)-th zero bit
+                                    # of the band from k.
+                                    zeros = ~mask & (np.int64(-1) << k)
+                                    if se < 63:
+                                        zeros &= ~(np.int64(-1) << (se + 1))
+                                    for _ in range(r):
+                                        if zeros == 0:
                                             break
-                                    if k > se:
+                                        zeros ^= np.int64(1) << trailing_zeros(zeros)
+                                    if zeros == 0:
                                         return E_COEF_OVERFLOW, np.int64(0), pos
+                                    target = trailing_zeros(zeros)
+                                    passed = mask & (np.int64(-1) << k) & ~(np.int64(-1) << target)
+                                    while passed != 0:
+                                        j = trailing_zeros(passed)
+                                        passed ^= np.int64(1) << j
+                                        at = idx + zz[j]
+                                        c = np.int64(coef[at])
+                                        if bits < 1:
+                                            pos, acc, bits, pad, mpos = fill(data, pos, acc, bits,
+                                                                             pad, mpos)
+                                        bits -= 1
+                                        if (acc >> bits) & 1 and (c & p1) == 0:
+                                            coef[at] = c + p1 if c >= 0 else c + m1
+                                    k = target
                                     if value != 0:
                                         coef[idx + zz[k]] = value
                                         mask |= np.int64(1) << k
