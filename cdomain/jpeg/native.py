@@ -49,7 +49,8 @@ from __future__ import annotations
 
 import numpy as np
 from numba import njit
-from numba.cpython.unsafe.numbers import trailing_zeros  # LLVM cttz
+from numba.cpython.unsafe.numbers import trailing_zeros
+from numba.extending import overload
 
 from cdomain.jpeg.errors import JPEGError
 from cdomain.jpeg.image import DCTImage
@@ -203,6 +204,17 @@ def decode(data: bytes, source: str = "<bytes>") -> DCTImage:
         progressive=bool(progressive),
         source=source,
     )
+
+
+def _lowest_bit(mask):
+    """Index of the lowest set bit of a nonzero integer (pure Python, for NUMBA_DISABLE_JIT)."""
+    mask = int(mask)
+    return (mask & -mask).bit_length() - 1
+
+
+@overload(_lowest_bit)
+def _lowest_bit_compiled(mask):
+    return lambda mask: trailing_zeros(mask)  # LLVM cttz
 
 
 # --------------------------------------------------------------------------------------------
@@ -1088,13 +1100,13 @@ def _progressive_scan(data, pos, coef, nz, comps, mcus_x, mcus_y, restart, scrat
                                     for _ in range(r):
                                         if zeros == 0:
                                             break
-                                        zeros ^= np.int64(1) << trailing_zeros(zeros)
+                                        zeros ^= np.int64(1) << _lowest_bit(zeros)
                                     if zeros == 0:
                                         return E_COEF_OVERFLOW, np.int64(0), pos
-                                    target = trailing_zeros(zeros)
+                                    target = _lowest_bit(zeros)
                                     passed = mask & (np.int64(-1) << k) & ~(np.int64(-1) << target)
                                     while passed != 0:
-                                        j = trailing_zeros(passed)
+                                        j = _lowest_bit(passed)
                                         passed ^= np.int64(1) << j
                                         at = idx + zz[j]
                                         c = np.int64(coef[at])
@@ -1116,7 +1128,7 @@ def _progressive_scan(data, pos, coef, nz, comps, mcus_x, mcus_y, restart, scrat
                                 if se < 63:
                                     rest &= ~(np.int64(-1) << (se + 1))
                                 while rest != 0:
-                                    j = trailing_zeros(rest)
+                                    j = _lowest_bit(rest)
                                     rest ^= np.int64(1) << j
                                     at = idx + zz[j]
                                     c = np.int64(coef[at])

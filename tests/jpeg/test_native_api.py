@@ -3,7 +3,11 @@
 from __future__ import annotations
 
 import io
+import os
+import subprocess
+import sys
 from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -71,3 +75,27 @@ def test_threads_decode_the_same_as_one_thread():
         for _ in range(3):
             for got, want in zip(pool.map(read_coefficients, files), expected):
                 assert not differences(got, want)
+
+
+_PURE_PYTHON = """
+import sys
+import numpy as np
+from cdomain.jpeg import native
+from cdomain.jpeg.reader import read_coefficients
+from tests.jpeg.native_corpus import make_image, pillow_bytes
+for progressive in (False, True):
+    data = pillow_bytes(make_image(20, 28, "photo", 3), quality=85, subsampling="4:2:0",
+                        progressive=progressive, restart_marker_blocks=2)
+    ours, libjpeg = native.decode(data), read_coefficients(data, backend="jpeglib")
+    assert all(np.array_equal(a, b) for a, b in zip(ours.coefficients, libjpeg.coefficients))
+print("ok")
+"""
+
+
+def test_decoder_runs_without_compilation():
+    """NUMBA_DISABLE_JIT=1 runs the same code as plain Python (slowly), for debugging."""
+    env = dict(os.environ, NUMBA_DISABLE_JIT="1")
+    root = Path(__file__).resolve().parents[2]
+    result = subprocess.run([sys.executable, "-W", "error::RuntimeWarning", "-c", _PURE_PYTHON], env=env,
+                            cwd=root, capture_output=True, text=True, timeout=300)
+    assert result.returncode == 0 and result.stdout.strip() == "ok", result.stderr[-2000:]
