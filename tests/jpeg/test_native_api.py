@@ -96,6 +96,7 @@ def test_decoder_runs_without_compilation():
     """NUMBA_DISABLE_JIT=1 runs the same code as plain Python (slowly), for debugging."""
     env = dict(os.environ, NUMBA_DISABLE_JIT="1")
     root = Path(__file__).resolve().parents[2]
-    result = subprocess.run([sys.executable, "-W", "error::RuntimeWarning", "-c", _PURE_PYTHON], env=env,
-                            cwd=root, capture_output=True, text=True, timeout=300)
+    command = [sys.executable, "-W", "error::RuntimeWarning", "-c", _PURE_PYTHON]
+    result = subprocess.run(command, env=env, cwd=root, capture_output=True, text=True,
+                            timeout=300)
     assert result.returncode == 0 and result.stdout.strip() == "ok", result.stderr[-2000:]
