@@ -1,8 +1,8 @@
 """Native JPEG decoder: bytes -> quantized DCT coefficients, in Numba.
 
-One compiled call walks the whole stream: marker segments (SOI, APPn, COM, DQT, DHT, DRI, SOF0,
-SOF1, SOF2, SOS, RSTn, EOI), then the Huffman-coded data of every scan, straight into the
-coefficient arrays. It decodes 8-bit Huffman-coded baseline, extended sequential and progressive
+Compiled code walks the whole stream: marker segments (SOI, APPn, COM, DQT, DHT, DRI, SOF0,
+SOF1, SOF2, SOS, RSTn, EOI) and the Huffman-coded data of every scan, decoded straight into the
+coefficient arrays (a first pass reads the frame header so that NumPy can allocate them). It decodes 8-bit Huffman-coded baseline, extended sequential and progressive
 JPEG (spectral selection, successive approximation, EOB runs, refinement) with one or three
 components, any sampling factors that divide the largest (up to 10 blocks per MCU, as libjpeg),
 restart intervals, interleaved and non-interleaved scans, and tables redefined between scans.

@@ -3,9 +3,9 @@
 Two backends decode the entropy-coded data; the choice is explicit, never a silent fallback:
 
 ``"native"`` (what ``"auto"`` selects)
-    cdomain's own decoder (:mod:`cdomain.jpeg.native`, Numba): takes the bytes in memory, walks
-    and validates the whole stream in one compiled call that releases the GIL, and is bit-exact
-    with libjpeg. It is strict: entropy-coded data that libjpeg would only warn about (invalid
+    cdomain's own decoder (:mod:`cdomain.jpeg.native`, Numba): takes the bytes in memory,
+    validates and decodes the whole stream in compiled code that releases the GIL, and is
+    bit-exact with libjpeg. It is strict: entropy-coded data that libjpeg would only warn about (invalid
     Huffman codes, data ending early, extraneous bytes, restart markers out of sequence, ...)
     raises :class:`JPEGError` instead of returning coefficients patched with zeros.
 ``"jpeglib"``
