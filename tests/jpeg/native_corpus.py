@@ -1,13 +1,13 @@
 """A generated corpus of JPEG files for the native decoder's bit-exactness tests.
 
-Files come from two independent encoders: Pillow (libjpeg-turbo) over a grid of sizes (1x1 up to
-1500x1000, odd and prime sizes included), qualities 1..100, 4:4:4/4:2:2/4:2:0/grayscale,
-standard and optimised Huffman tables, restart intervals and progressive mode; and jpeglib
-(libjpeg 6b) for what Pillow cannot write: sampling factors such as 4:1:1, 4:4:0, 10 blocks per
-MCU and chroma sampled finer than luma, 16-bit quantization tables (SOF1), non-interleaved and
-two-component sequential scans, and custom progressive scripts. A few files are derived by
-editing valid streams: progressive files cut after each scan (missing scans), tables and
-comments moved or added between scans, and 0xFF fill bytes before markers.
+Files come from two independent encoders. Pillow (libjpeg-turbo) writes a grid of sizes (1x1 up
+to 1500x1000, odd and prime sizes included), every quality 1..100, custom quantization tables,
+4:4:4/4:2:2/4:2:0/grayscale, standard and optimised Huffman tables, restart intervals and
+progressive mode. jpeglib (libjpeg 6b) writes what Pillow cannot: sampling factors such as 4:1:1,
+4:4:0, 10 blocks per MCU and chroma sampled finer than luma, 16-bit quantization tables (SOF1),
+non-interleaved and two-component sequential scans, and custom progressive scripts. A few files
+are derived by editing valid streams: progressive files cut after each scan (missing scans),
+tables and comments added between scans, and 0xFF fill bytes before markers.
 
 Everything is deterministic (fixed seeds), so a failure names a file that can be regenerated.
 """
@@ -94,6 +94,24 @@ def pillow_cases() -> list[tuple[str, bytes]]:
                 f"{f'_{restart[0][15:]}{restart[1]}' if restart else ''}")
         pixels = make_image(height, width, kind, seed=i)
         cases.append((name, pillow_bytes(pixels, gray=subsampling == "gray", **options)))
+    # Every quality 1..100 once, on small images with the options cycling.
+    for quality in range(1, 101):
+        height, width = 9 + quality % 23, 7 + (quality * 7) % 41
+        subsampling = ["4:2:0", "4:4:4", "4:2:2", "gray"][quality % 4]
+        options = dict(quality=quality, progressive=quality % 3 == 0, optimize=quality % 5 == 0)
+        if subsampling != "gray":
+            options["subsampling"] = subsampling
+        pixels = make_image(height, width, KINDS[quality % len(KINDS)], seed=500 + quality)
+        cases.append((f"pil_quality{quality}_{height}x{width}_{subsampling}",
+                      pillow_bytes(pixels, gray=subsampling == "gray", **options)))
+    # Custom quantization tables (qtables=): random entries, one table per component.
+    rng = np.random.default_rng(600)
+    for i, (subsampling, top) in enumerate(itertools.product(["4:2:0", "4:4:4"], [4, 60, 255])):
+        tables = [rng.integers(1, top + 1, 64).tolist() for _ in range(3)]
+        pixels = make_image(30 + i, 41 - i, "photo", seed=600 + i)
+        cases.append((f"pil_qtables{top}_{subsampling}_{i}",
+                      pillow_bytes(pixels, qtables=tables, subsampling=subsampling,
+                                   progressive=i % 2 == 1)))
     large = [
         ((1000, 1500), dict(quality=85, subsampling="4:2:0"), "photo"),
         ((1000, 1500), dict(quality=60, subsampling="4:4:4", progressive=True,

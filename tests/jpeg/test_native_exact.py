@@ -26,7 +26,8 @@ def test_corpus_covers_what_it_promises(native_corpus):
                     "_prog", "_opt", "_blocks", "_rows", "_q1_", "_q100_", "jl_411_",
                     "jl_440_", "jl_24_", "jl_inverse_", "jl_qt16_", "seq_noninterleaved",
                     "seq_y_then_cbcr", "prog_deep_approximation", "_first1scans",
-                    "segments_between_scans", "fill_before_rst"):
+                    "segments_between_scans", "fill_before_rst", "pil_quality1_",
+                    "pil_quality100_", "pil_qtables"):
         assert any(feature in name for name in names), feature
 
 
