@@ -917,9 +917,10 @@ def _sequential_scan(data, pos, coef, comps, mcus_x, mcus_y, restart, scratch,
                         # AC coefficients: run-length/size symbols, zeros are skipped.
                         k = 1
                         while k < 64:
-                            # A combined lookup takes at most FAST_BITS bits; the rare longer
-                            # symbol (code and magnitude, up to 31 bits) tops up again below.
-                            if bits < 16:
+                            # A combined lookup takes at most FAST_BITS bits, so 18 bits allow
+                            # two in a row; the rare longer symbol (code and magnitude, up to 31
+                            # bits) tops up again below.
+                            if bits < 2 * FAST_BITS:
                                 pos, acc, bits, pad, mpos = fill(data, pos, acc, bits, pad, mpos)
                             entry = fast[act, (acc >> (bits - FAST_BITS)) & FAST_MASK]
                             if entry != 0:
@@ -928,6 +929,17 @@ def _sequential_scan(data, pos, coef, comps, mcus_x, mcus_y, restart, scratch,
                                 if k > 63:
                                     return E_COEF_OVERFLOW, np.int64(0), pos
                                 coef[idx + zz[k]] = entry >> 16  # unsigned index: no wraparound
+                                k += 1
+                                if k == 64:
+                                    break
+                                entry = fast[act, (acc >> (bits - FAST_BITS)) & FAST_MASK]
+                                if entry == 0:
+                                    continue
+                                bits -= entry & 255
+                                k += (entry >> 8) & 255
+                                if k > 63:
+                                    return E_COEF_OVERFLOW, np.int64(0), pos
+                                coef[idx + zz[k]] = entry >> 16
                                 k += 1
                                 continue
                             if bits < 31:
