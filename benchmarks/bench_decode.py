@@ -63,7 +63,9 @@ def photo_like(height: int, width: int, rng: np.random.Generator) -> np.ndarray:
 
 
 def make_corpus(directory: Path, count: int, seed: int = 0) -> list[Path]:
-    """Write ``count`` JPEGs cycling through sizes, qualities and (every 4th) progressive."""
+    """Write ``count`` JPEGs: size, quality and mode cycle independently (size fastest), so
+    each block of 16 files holds every size x quality pair three times sequential and once
+    progressive."""
     ImageFile.MAXBLOCK = 1 << 25
     rng = np.random.default_rng(seed)
     sizes = [(375, 500), (700, 1000)]
@@ -72,7 +74,7 @@ def make_corpus(directory: Path, count: int, seed: int = 0) -> list[Path]:
     for i in range(count):
         height, width = sizes[i % 2]
         quality = qualities[(i // 2) % 2]
-        progressive = i % 4 == 3
+        progressive = (i // 4) % 4 == 3
         jitter = int(rng.integers(-8, 9))
         pixels = photo_like(height + jitter, width - jitter, rng)
         path = directory / f"{i:03d}_q{quality}{'_prog' if progressive else ''}.jpg"
