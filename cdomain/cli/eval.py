@@ -16,10 +16,10 @@ from typing import Sequence
 
 from cdomain.cli.train import quality_list
 from cdomain.data.quality import METHODS
-from cdomain.evaluate.sweep import DEFAULT_QUALITIES, SweepPoint, sweep, write_results
+from cdomain.evaluate.sweep import DEFAULT_QUALITIES, SweepPoint, metric_of, sweep, write_results
 from cdomain.jpeg.errors import JPEGError
 from cdomain.train.checkpoint import load_checkpoint
-from cdomain.train.runner import UsageError, base_samples, resolve_device
+from cdomain.train.runner import UsageError, base_samples, crowd_samples, resolve_device
 
 
 def setup_args() -> argparse.ArgumentParser:
@@ -29,7 +29,8 @@ def setup_args() -> argparse.ArgumentParser:
         formatter_class=argparse.ArgumentDefaultsHelpFormatter,
     )
     parser.add_argument("checkpoints", nargs="+", type=Path, help="cdomain checkpoints (.safetensors)")
-    parser.add_argument("--data", default="textures", help="embedded dataset name or folder with train/ and val/")
+    parser.add_argument("--data", default=None,
+                        help="embedded dataset name or folder with train/ and val/ (default: textures, or crowd for counting)")
     parser.add_argument("--qualities", type=quality_list, default=DEFAULT_QUALITIES, help="comma-separated IJG qualities")
     parser.add_argument("--requant", choices=METHODS, default="pixel", help="how validation images are re-encoded")
     parser.add_argument("--crop", type=int, default=None, help="centre crop in pixels (default: as in training)")
@@ -59,16 +60,27 @@ def main(argv: Sequence[str] | None = None) -> int:
                 checkpoints[name] = load_checkpoint(path)
             except (FileNotFoundError, ValueError) as error:
                 raise UsageError(str(error)) from None
-        _, val, embedded = base_samples(args)
+        metrics = {metric_of(checkpoint) for checkpoint in checkpoints.values()}
+        if len(metrics) > 1:
+            raise UsageError("checkpoints of classifiers and of counting networks cannot share one sweep")
+        target = None
+        if metrics == {"mae"}:
+            args.data = args.data or "crowd"
+            _, val, _, target = crowd_samples(args.data)
+            embedded = True
+        else:
+            args.data = args.data or "textures"
+            _, val, embedded = base_samples(args)
         crop = args.crop if args.crop is not None else (None if embedded else 224)
 
         def show(point: SweepPoint) -> None:
             quality = "orig" if point.quality is None else f"q{point.quality}"
-            print(f"{point.checkpoint:>24} {quality:>5}  {point.metric} {point.value:6.2f}%  "
+            unit = "%" if point.metric == "accuracy" else ""
+            print(f"{point.checkpoint:>24} {quality:>5}  {point.metric} {point.value:6.2f}{unit}  "
                   f"{point.mean_bytes:9.0f} B/image  {point.bits_per_pixel:6.3f} bpp", flush=True)
 
         points = sweep(checkpoints, val, args.qualities, method=args.requant, crop=crop, batch_size=args.batch_size,
-                       workers=args.workers, device=device, progress=show)
+                       workers=args.workers, device=device, progress=show, target=target)
         written = write_results(points, output)
     except (UsageError, JPEGError, ValueError) as error:
         print(f"cdomain-eval: error: {error}", file=sys.stderr)

@@ -26,8 +26,8 @@ from cdomain.data.folder import SampleList
 from cdomain.data.loader import DCTLoader, RGBLoader
 from cdomain.data.quality import reencoded_samples
 from cdomain.jpeg.markers import parse_header
+from cdomain.train import counting, engine
 from cdomain.train.checkpoint import Checkpoint
-from cdomain.train.engine import evaluate
 
 #: The qualities of the compression-impact studies, and the CPT figures' range.
 DEFAULT_QUALITIES = (5, 10, 15, 20, 25, 30, 40, 50, 60, 75, 90, 95)
@@ -58,6 +58,11 @@ def compressed_size(samples: SampleList) -> tuple[float, float]:
     return float(np.mean(sizes)), float(np.mean(bpp))
 
 
+def metric_of(checkpoint: Checkpoint) -> str:
+    """The sweep metric of a checkpoint: ``"accuracy"`` for classifiers, ``"mae"`` for counting."""
+    return "mae" if checkpoint.model.input_spec.get("task") == "density" else "accuracy"
+
+
 def evaluate_checkpoint(
     checkpoint: Checkpoint,
     samples: SampleList,
@@ -66,19 +71,24 @@ def evaluate_checkpoint(
     batch_size: int = 64,
     workers: int = 0,
     device: torch.device = torch.device("cpu"),
+    target=None,
 ) -> dict:
-    """Loss and accuracy of ``checkpoint`` on ``samples``, loaded the way it was trained."""
+    """Loss and metrics of ``checkpoint`` on ``samples``, loaded the way it was trained.
+
+    Classifiers give ``acc``; counting networks (``target`` = the density targets) ``mae``/``mse``.
+    """
     spec = checkpoint.model.input_spec
+    common = dict(batch_size=batch_size, crop=crop, augment=False, workers=workers, stats=checkpoint.stats,
+                  target=target)
     if spec["input"] == "dct":
-        loader = DCTLoader(samples, batch_size=batch_size, fbs=spec["fbs"], layout=spec["layout"], crop=crop,
-                           augment=False, workers=workers, stats=checkpoint.stats)
+        loader = DCTLoader(samples, fbs=spec["fbs"], layout=spec["layout"], **common)
     elif spec["input"] == "rgb":
-        loader = RGBLoader(samples, batch_size=batch_size, crop=crop, augment=False, workers=workers,
-                           stats=checkpoint.stats)
+        loader = RGBLoader(samples, **common)
     else:
         raise ValueError(f"cannot sweep JPEG quality for a model on {spec['input']} input")
     model = checkpoint.model.to(device)
-    return evaluate(model, loader, device, progress=False)
+    loop = counting.evaluate if metric_of(checkpoint) == "mae" else engine.evaluate
+    return loop(model, loader, device, progress=False)
 
 
 def sweep(
@@ -93,6 +103,7 @@ def sweep(
     include_original: bool = True,
     device: torch.device = torch.device("cpu"),
     progress=None,
+    target=None,
 ) -> list[SweepPoint]:
     """Evaluate every checkpoint at every quality (and on the original files)."""
     points = []
@@ -101,8 +112,11 @@ def sweep(
         data = samples if quality is None else reencoded_samples(samples, quality, method)
         mean_bytes, bpp = compressed_size(data)
         for name, checkpoint in checkpoints.items():
-            result = evaluate_checkpoint(checkpoint, data, crop=crop, batch_size=batch_size, workers=workers, device=device)
-            point = SweepPoint(name, quality, "accuracy", result["acc"], result["loss"], mean_bytes, bpp, result["images"])
+            result = evaluate_checkpoint(checkpoint, data, crop=crop, batch_size=batch_size, workers=workers,
+                                         device=device, target=target)
+            metric = metric_of(checkpoint)
+            value = result["mae"] if metric == "mae" else result["acc"]
+            point = SweepPoint(name, quality, metric, value, result["loss"], mean_bytes, bpp, result["images"])
             points.append(point)
             if progress is not None:
                 progress(point)
@@ -140,7 +154,7 @@ def plot(points: list[SweepPoint]) -> bytes:
             axes.annotate(f"q{p.quality}", (p.mean_bytes / 1024, p.value), fontsize=7, xytext=(3, -9),
                           textcoords="offset points")
     axes.set_xlabel("mean compressed size per image (KiB)")
-    axes.set_ylabel(f"{points[0].metric} (%)")
+    axes.set_ylabel("accuracy (%)" if points[0].metric == "accuracy" else "counting MAE (people)")
     axes.set_title("metric vs JPEG compression")
     axes.grid(alpha=0.3)
     axes.legend(fontsize=8)

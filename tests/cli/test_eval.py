@@ -33,3 +33,15 @@ def test_sweep_of_two_checkpoints(tmp_path, capsys):
 def test_missing_checkpoint_is_reported(tmp_path, capsys):
     assert evaluate_main([str(tmp_path / "none.safetensors"), "--data", "textures-tiny"]) == 2
     assert "none.safetensors" in capsys.readouterr().err
+
+
+def test_sweep_of_a_counting_checkpoint_reports_mae(tmp_path):
+    run = tmp_path / "count"
+    assert train_main(["--task", "counting", "--data", "crowd-tiny", "--epochs", "1", "--batch-size", "4", "--fbs", "4",
+                       "--optimizer", "adamw", "--lr", "1e-3", "--quiet", "--output", str(run)]) == 0
+    out = tmp_path / "sweep"
+    assert evaluate_main([str(run / "model.safetensors"), "--data", "crowd-tiny", "--qualities", "5",
+                          "--output", str(out)]) == 0
+    rows = list(csv.DictReader((out / "sweep.csv").open()))
+    assert {r["metric"] for r in rows} == {"mae"} and {r["quality"] for r in rows} == {"", "5"}
+    assert all(float(r["value"]) >= 0 for r in rows)
