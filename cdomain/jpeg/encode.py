@@ -19,13 +19,13 @@ atomically; those are what the on-disk quality caches and size measurements use.
 from __future__ import annotations
 
 import os
-import tempfile
 from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
 
 from cdomain import kernels
+from cdomain.atomic import atomic_path
 from cdomain.jpeg.image import DCTImage
 from cdomain.jpeg.tables import quality_table
 
@@ -126,7 +126,9 @@ def write_jpeg(pixels: np.ndarray, path: str | os.PathLike[str], quality: int, s
     if pixels.ndim == 3:
         image.samp_factor = subsampling
     tables = np.stack(quality_tables(quality)) if pixels.ndim == 3 else quality_tables(quality)[0][None]
-    return _write_atomically(path, lambda temporary: image.write_spatial(temporary, qt=tables))
+    with atomic_path(path) as temporary:
+        image.write_spatial(temporary, qt=tables)
+    return Path(path)
 
 
 def write_coefficients(image: DCTImage, path: str | os.PathLike[str]) -> Path:
@@ -136,19 +138,7 @@ def write_coefficients(image: DCTImage, path: str | os.PathLike[str]) -> Path:
     planes = list(image.coefficients) + [None] * (3 - image.num_components)
     tables = [image.quant_tables[0]] + ([image.quant_tables[1]] if image.num_components > 1 else [])
     jpeg = jpeglib.from_dct(planes[0], planes[1], planes[2], qt=np.stack(tables))
-    return _write_atomically(path, lambda temporary: jpeg.write_dct(temporary))
+    with atomic_path(path) as temporary:
+        jpeg.write_dct(temporary)
+    return Path(path)
 
-
-def _write_atomically(path: str | os.PathLike[str], write) -> Path:
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, temporary = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    os.close(fd)
-    try:
-        write(temporary)
-        os.replace(temporary, path)
-    except BaseException:
-        if os.path.exists(temporary):
-            os.unlink(temporary)
-        raise
-    return path
