@@ -32,8 +32,8 @@ Measured (validation, 400 images, chance 10%):
 At this scale every arm stays near chance, so the run shows the pipeline working end to end
 (real bitstreams before and after joint tuning; joint tuning at lambda_rate 1 halved the q4
 rate) but does not reproduce the published gap; that needs converged codecs and far longer
-training. Real bpp exceeds the estimate by about 0.01-0.02 here: on 64x64 images the two
-per-image streams' fixed cost (about 12 bytes) is 0.02 bpp.
+training. Real bpp exceeds the estimate by 0.01-0.03 here: on 64x64 images the two
+per-image streams' fixed cost (about 12 bytes) alone is 0.02 bpp.
 """
 
 from __future__ import annotations
