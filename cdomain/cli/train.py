@@ -26,7 +26,9 @@ from cdomain.train.modes import DEFAULT_CURRICULUM, MODES
 from cdomain.data.crowd import CROWD
 from cdomain.train.runner import TASKS, UsageError, models_for_input, run_training
 
-INPUTS = ("dct", "rgb")
+INPUTS = ("dct", "rgb", "latent")
+#: Options that only the learned-latent path reads (see cdomain.latents.train).
+LATENT_OPTIONS = ("codec", "cache", "lambda_rate", "lambda_dist", "codec_lr")
 
 
 def quality_list(text: str) -> tuple[int, ...]:
@@ -71,7 +73,8 @@ def setup_args() -> argparse.ArgumentParser:
     data.add_argument("--workers", type=int, default=0, help="data loading worker processes")
     data.add_argument("--skip-bad", action="store_true", help="skip unreadable JPEGs and report how many")
     quality = parser.add_argument_group("JPEG quality and training mode")
-    quality.add_argument("--mode", choices=MODES, default="standard")
+    quality.add_argument("--mode", choices=MODES + ("joint",), default="standard",
+                         help="joint (latent input only): fine-tune the codec's encoder side with the task network")
     quality.add_argument("--quality", type=int, default=None,
                          help="re-encode train and val data at this IJG quality (jpeg-aug: val only)")
     quality.add_argument("--requant", choices=METHODS, default="pixel",
@@ -82,6 +85,13 @@ def setup_args() -> argparse.ArgumentParser:
     quality.add_argument("--aug-quality", type=quality_range, default=(10, 90),
                          help="jpeg-aug: LOW,HIGH range of random qualities")
     quality.add_argument("--init", type=Path, default=None, help="initialise from this checkpoint (required by npt)")
+    latent = parser.add_argument_group("learned latents (--input latent)")
+    latent.add_argument("--codec", type=Path, default=None,
+                        help="codec file from 'cdomain-prepare codec', or a local CompressAI .pth.tar")
+    latent.add_argument("--cache", type=Path, default=None, help="latent cache folder (default: OUTPUT/latents)")
+    latent.add_argument("--lambda-rate", type=float, default=0.01, help="joint: weight of the bits per pixel")
+    latent.add_argument("--lambda-dist", type=float, default=0.0, help="joint: weight of the reconstruction MSE")
+    latent.add_argument("--codec-lr", type=float, default=1e-4, help="joint: learning rate of the encoder side")
     model = parser.add_argument_group("model and optimisation")
     model.add_argument("--model", default=None,
                        help="registered model (default: resnet_dct_small / resnet_rgb_small; counting: csrnet_dct_small / csrnet_small)")
@@ -137,8 +147,17 @@ def parse_config(argv: Sequence[str] | None) -> argparse.Namespace:
     task = TASKS[args.task]
     if args.data is None:
         args.data = task.default_data
+    if args.input == "latent":
+        if args.task != "classification":
+            parser.error("--input latent trains classifiers only")
+        if args.mode not in ("standard", "joint"):
+            parser.error("--input latent takes --mode standard or joint")
+        if args.codec is None and not args.list_models:
+            parser.error("--input latent needs --codec (train one with 'cdomain-prepare codec')")
+    elif args.mode == "joint":
+        parser.error("--mode joint needs --input latent")
     if args.model is None:
-        args.model = task.default_models[args.input]
+        args.model = "cresnet39" if args.input == "latent" else task.default_models[args.input]
     if not 1 <= args.fbs <= 64:
         parser.error(f"--fbs must be in 1..64, got {args.fbs}")
     if args.crop is not None and (args.crop < CROP_MULTIPLE or args.crop % CROP_MULTIPLE):
@@ -161,14 +180,26 @@ def parse_config(argv: Sequence[str] | None) -> argparse.Namespace:
     return args
 
 
+def run_latents(args: argparse.Namespace) -> dict:
+    """The learned-latent path: cResNet on cached (y_hat, sigma_hat), or joint codec fine-tuning."""
+    from cdomain.latents.train import run_latent_training
+
+    options = ("data", "model", "mode", "epochs", "batch_size", "optimizer", "lr", "weight_decay", "warmup_epochs",
+               "workers", "seed", "device", "output", "quiet") + LATENT_OPTIONS
+    return run_latent_training({name: getattr(args, name) for name in options})
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     args = parse_config(argv)
     if args.list_models:
         print("\n".join(models_for_input(args.input, args.task)))
         return 0
     try:
-        run_training(args)
-    except (UsageError, JPEGError, FileNotFoundError, ValueError) as error:
+        if args.input == "latent":
+            run_latents(args)
+        else:
+            run_training(args)
+    except (UsageError, JPEGError, FileNotFoundError, ValueError, ImportError) as error:
         print(f"cdomain-train: error: {error}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
