@@ -96,7 +96,7 @@ def setup_args() -> argparse.ArgumentParser:
     model.add_argument("--model", default=None,
                        help="registered model (default: resnet_dct_small / resnet_rgb_small; counting: csrnet_dct_small / csrnet_small)")
     model.add_argument("--list-models", action="store_true", help="print the models for --input and exit")
-    model.add_argument("--epochs", type=int, default=30, help="epochs (per phase in cpt)")
+    model.add_argument("--epochs", type=int, default=20, help="epochs (per phase in cpt)")
     model.add_argument("--optimizer", choices=OPTIMIZERS, default="sgd")
     model.add_argument("--lr", type=float, default=0.05, help="peak learning rate (cosine schedule)")
     model.add_argument("--weight-decay", type=float, default=5e-4)
