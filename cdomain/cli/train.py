@@ -106,6 +106,9 @@ def setup_args() -> argparse.ArgumentParser:
     run.add_argument("--resume", action="store_true", help="continue the interrupted run in --output")
     run.add_argument("--seed", type=int, default=0)
     run.add_argument("--device", default="auto", help="auto, cpu, cuda or cuda:N")
+    run.add_argument("--threads", type=int, default=1,
+                     help="PyTorch intra-op CPU threads; 0 keeps PyTorch's default (one per core). Small networks "
+                          "run fastest on one, and multi-threaded ones slow down sharply on a busy machine")
     run.add_argument("--stats-images", type=int, default=512, help="training images used for channel statistics")
     run.add_argument("--quiet", action="store_true", help="no progress bars")
     return parser
@@ -171,6 +174,8 @@ def parse_config(argv: Sequence[str] | None) -> argparse.Namespace:
             parser.error(f"--{name.replace('_', '-')} must be in 1..100, got {value}")
     if args.workers < 0:
         parser.error("--workers must be >= 0")
+    if args.threads < 0:
+        parser.error("--threads must be >= 0")
     if args.lr <= 0:
         parser.error("--lr must be > 0")
     if args.mode == "npt" and args.init is None and not args.resume:

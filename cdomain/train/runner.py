@@ -149,6 +149,8 @@ class TrainingRun:
 
     def __init__(self, config: Namespace, output: Path) -> None:
         self.config, self.output = config, output
+        if getattr(config, "threads", 0) > 0:
+            torch.set_num_threads(config.threads)
         self.device = resolve_device(config.device)
         self.dist = distributed.setup(self.device)
         self.progress = not config.quiet and sys.stderr.isatty() and self.dist.is_main
