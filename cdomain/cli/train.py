@@ -69,7 +69,7 @@ def setup_args() -> argparse.ArgumentParser:
         "--crop", type=int, default=None,
         help=f"square crop in pixels (multiple of {CROP_MULTIPLE}); default: whole image for embedded data, 224 for folders",
     )
-    data.add_argument("--batch-size", type=int, default=64)
+    data.add_argument("--batch-size", type=int, default=None, help="default 64; counting 16")
     data.add_argument("--workers", type=int, default=0, help="data loading worker processes")
     data.add_argument("--skip-bad", action="store_true", help="skip unreadable JPEGs and report how many")
     quality = parser.add_argument_group("JPEG quality and training mode")
@@ -97,9 +97,9 @@ def setup_args() -> argparse.ArgumentParser:
                        help="registered model (default: resnet_dct_small / resnet_rgb_small; counting: csrnet_dct_small / csrnet_small)")
     model.add_argument("--list-models", action="store_true", help="print the models for --input and exit")
     model.add_argument("--epochs", type=int, default=20, help="epochs (per phase in cpt)")
-    model.add_argument("--optimizer", choices=OPTIMIZERS, default="sgd")
-    model.add_argument("--lr", type=float, default=0.05, help="peak learning rate (cosine schedule)")
-    model.add_argument("--weight-decay", type=float, default=5e-4)
+    model.add_argument("--optimizer", choices=OPTIMIZERS, default=None, help="default sgd; counting adamw")
+    model.add_argument("--lr", type=float, default=None, help="peak learning rate, cosine schedule (default 0.05; counting 0.01)")
+    model.add_argument("--weight-decay", type=float, default=None, help="default 5e-4; counting 1e-4")
     model.add_argument("--warmup-epochs", type=float, default=1.0)
     run = parser.add_argument_group("run")
     run.add_argument("--output", type=Path, default=None, help="output folder (default: runs/<time>-<model>-...)")
@@ -159,6 +159,9 @@ def parse_config(argv: Sequence[str] | None) -> argparse.Namespace:
             parser.error("--input latent needs --codec (train one with 'cdomain-prepare codec')")
     elif args.mode == "joint":
         parser.error("--mode joint needs --input latent")
+    for name, value in task.default_optim.items():
+        if getattr(args, name) is None:
+            setattr(args, name, value)
     if args.model is None:
         args.model = "cresnet39" if args.input == "latent" else task.default_models[args.input]
     if not 1 <= args.fbs <= 64:

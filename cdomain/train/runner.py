@@ -50,6 +50,7 @@ class Task:
     higher_is_better: bool
     default_data: str
     default_models: dict[str, str]  # per --input
+    default_optim: dict  # optimizer, lr, weight_decay, batch_size when not given
 
     def better(self, value: float, best: float | None) -> bool:
         return best is None or (value > best if self.higher_is_better else value < best)
@@ -57,9 +58,12 @@ class Task:
 
 TASKS = {
     "classification": Task("classification", "classification", engine.train_one_epoch, engine.evaluate, "acc", True, "textures",
-                           {"dct": "resnet_dct_small", "rgb": "resnet_rgb_small"}),
+                           {"dct": "resnet_dct_small", "rgb": "resnet_rgb_small"},
+                           {"optimizer": "sgd", "lr": 0.05, "weight_decay": 5e-4, "batch_size": 64}),
     "counting": Task("counting", "density", counting.train_one_epoch, counting.evaluate, "mae", False, "crowd",
-                     {"dct": "csrnet_dct_small", "rgb": "csrnet_small"}),
+                     {"dct": "csrnet_dct_small", "rgb": "csrnet_small"},
+                     # measured on the embedded crowd set: lr 1e-2 gave the lowest MAE for both inputs
+                     {"optimizer": "adamw", "lr": 1e-2, "weight_decay": 1e-4, "batch_size": 16}),
 }
 
 
