@@ -30,7 +30,8 @@ from torch import nn
 from tqdm import tqdm
 
 from cdomain.train.distributed import all_reduce_sum
-from cdomain.train.engine import OptimConfig, _to_device, build_optimizer
+from cdomain.train import engine
+from cdomain.train.engine import OptimConfig, _to_device
 
 __all__ = ["density_loss", "train_one_epoch", "evaluate", "fit_counting", "mean_count_baseline", "count_metrics"]
 
@@ -154,28 +155,8 @@ def fit_counting(
     ``val_mae``, ``val_mse`` (root mean square, see the module docstring), ``lr``, ``seconds``
     and ``train_images_per_second``.
     """
-    model.to(device)
-    optimizer, scheduler = build_optimizer(model, optim, len(train_batches), epochs)
-    history = []
-    for epoch in range(1, epochs + 1):
-        start = time.perf_counter()
-        train = train_one_epoch(
-            model, train_batches, optimizer, scheduler, device,
-            description=f"epoch {epoch}/{epochs}", progress=progress, total=len(train_batches),
-        )
-        val = evaluate(model, val_batches, device, description="validate", progress=progress, total=len(val_batches))
-        record = {
-            "epoch": epoch,
-            "train_loss": train["loss"],
-            "train_mae": train["mae"],
-            "val_loss": val["loss"],
-            "val_mae": val["mae"],
-            "val_mse": val["mse"],
-            "lr": optimizer.param_groups[0]["lr"],
-            "seconds": time.perf_counter() - start,
-            "train_images_per_second": train["images"] / max(train["seconds"], 1e-9),
-        }
-        history.append(record)
-        if on_epoch_end is not None:
-            on_epoch_end(epoch, record)
-    return history
+    return engine.fit(
+        model, train_batches, val_batches, epochs=epochs, optim=optim, device=device, progress=progress,
+        on_epoch_end=on_epoch_end, train_loop=train_one_epoch, eval_loop=evaluate,
+        train_metrics=("mae",), val_metrics=("mae", "mse"),
+    )

@@ -136,28 +136,36 @@ def fit(
     device: torch.device,
     progress: bool = True,
     on_epoch_end: Callable[[int, dict], None] | None = None,
+    train_loop: Callable = train_one_epoch,
+    eval_loop: Callable = evaluate,
+    train_metrics: tuple[str, ...] = ("acc",),
+    val_metrics: tuple[str, ...] = ("acc",),
 ) -> list[dict]:
-    """Train for ``epochs`` epochs, evaluating after each; returns one metrics dict per epoch."""
+    """Train for ``epochs`` epochs, evaluating after each; returns one metrics dict per epoch.
+
+    ``train_loop``/``eval_loop`` are the task's loops (classification by default, see
+    :mod:`cdomain.train.counting` for density maps); ``train_metrics``/``val_metrics`` name the
+    entries of their results recorded as ``train_<name>`` / ``val_<name>`` beside the losses.
+    """
     model.to(device)
     optimizer, scheduler = build_optimizer(model, optim, len(train_batches), epochs)
     history = []
     for epoch in range(1, epochs + 1):
         start = time.perf_counter()
-        train = train_one_epoch(
+        train = train_loop(
             model, train_batches, optimizer, scheduler, device,
             description=f"epoch {epoch}/{epochs}", progress=progress, total=len(train_batches),
         )
-        val = evaluate(model, val_batches, device, description="validate", progress=progress, total=len(val_batches))
-        record = {
-            "epoch": epoch,
-            "train_loss": train["loss"],
-            "train_acc": train["acc"],
-            "val_loss": val["loss"],
-            "val_acc": val["acc"],
-            "lr": optimizer.param_groups[0]["lr"],
-            "seconds": time.perf_counter() - start,
-            "train_images_per_second": train["images"] / max(train["seconds"], 1e-9),
-        }
+        val = eval_loop(model, val_batches, device, description="validate", progress=progress, total=len(val_batches))
+        record = {"epoch": epoch, "train_loss": train["loss"]}
+        record.update({f"train_{name}": train[name] for name in train_metrics})
+        record["val_loss"] = val["loss"]
+        record.update({f"val_{name}": val[name] for name in val_metrics})
+        record.update(
+            lr=optimizer.param_groups[0]["lr"],
+            seconds=time.perf_counter() - start,
+            train_images_per_second=train["images"] / max(train["seconds"], 1e-9),
+        )
         history.append(record)
         if on_epoch_end is not None:
             on_epoch_end(epoch, record)
