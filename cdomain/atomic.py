@@ -3,6 +3,14 @@
 A reader (or a resumed run) therefore sees either the old complete file or the new complete
 file, never a half-written one. Temporary names start with a dot and end in ``.tmp`` so that
 nothing mistakes them for real outputs.
+
+``tempfile`` creates its files 0600 and its folders 0700 whatever the umask, which would make
+a shared ``$CDOMAIN_DATA`` cache or run folder unreadable to everyone but its writer. Files
+written here therefore get the mode an ordinary ``open()`` would give them, ``0o666 & ~umask``,
+and :func:`share_directory` gives a ``tempfile.mkdtemp`` folder ``0o777 & ~umask`` before it is
+renamed into place. The umask is read from ``/proc/self/status`` where there is one (no change
+to the process state); elsewhere it is read once, at import, with the ``os.umask`` set-and-restore
+dance under a lock.
 """
 
 from __future__ import annotations
@@ -10,12 +18,62 @@ from __future__ import annotations
 import contextlib
 import os
 import tempfile
+import threading
 from pathlib import Path
 from typing import Iterator
 
+_UMASK_LOCK = threading.Lock()
+
+
+def _read_umask_by_setting() -> int:
+    with _UMASK_LOCK:
+        old = os.umask(0o077)  # briefly restrictive, never permissive, should another thread create a file
+        os.umask(old)
+    return old
+
+
+def _read_umask_from_proc() -> int | None:
+    try:
+        with open("/proc/self/status", encoding="ascii", errors="replace") as handle:
+            for line in handle:
+                if line.startswith("Umask:"):
+                    return int(line.split()[1], 8) & 0o777
+    except (OSError, ValueError, IndexError):
+        pass
+    return None
+
+
+_IMPORT_UMASK = _read_umask_from_proc()
+if _IMPORT_UMASK is None:
+    _IMPORT_UMASK = _read_umask_by_setting()
+
+
+def process_umask() -> int:
+    """The process's current umask (from ``/proc`` where available, else as read at import)."""
+    current = _read_umask_from_proc()
+    return _IMPORT_UMASK if current is None else current
+
+
+def file_mode() -> int:
+    """The mode ``open()`` gives a new file under the current umask: ``0o666 & ~umask``."""
+    return 0o666 & ~process_umask()
+
+
+def directory_mode() -> int:
+    """The mode ``mkdir()`` gives a new folder under the current umask: ``0o777 & ~umask``."""
+    return 0o777 & ~process_umask()
+
+
+def share_directory(path: str | os.PathLike[str]) -> None:
+    """Give a folder made by ``tempfile.mkdtemp`` (0700) the usual mode, ``0o777 & ~umask``."""
+    os.chmod(path, directory_mode())
+
 
 def atomic_write(path: str | os.PathLike[str], data: bytes | str) -> Path:
-    """Write ``data`` to ``path`` atomically (text is encoded as UTF-8); return the path."""
+    """Write ``data`` to ``path`` atomically (text is encoded as UTF-8); return the path.
+
+    The file gets mode ``0o666 & ~umask``, like a file created with ``open()``.
+    """
     payload = data.encode("utf-8") if isinstance(data, str) else data
     with atomic_path(path) as temporary:
         with open(temporary, "wb") as handle:
@@ -28,13 +86,15 @@ def atomic_write(path: str | os.PathLike[str], data: bytes | str) -> Path:
 @contextlib.contextmanager
 def atomic_path(path: str | os.PathLike[str]) -> Iterator[str]:
     """A temporary sibling path for writers that only take a file name; renamed over ``path``
-    when the block ends without an error, removed otherwise."""
+    when the block ends without an error, removed otherwise. The file gets mode
+    ``0o666 & ~umask`` (not ``tempfile``'s 0600)."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, temporary = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
     os.close(fd)
     try:
         yield temporary
+        os.chmod(temporary, file_mode())  # after the writer, in case it replaced the file
         os.replace(temporary, path)
     except BaseException:
         with contextlib.suppress(OSError):

@@ -1,0 +1,1 @@
+"""Tests of what cdomain writes to shared places: file and folder modes, staging folders, paths read from files."""
