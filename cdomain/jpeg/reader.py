@@ -26,6 +26,7 @@ from __future__ import annotations
 
 import contextlib
 import ctypes
+import io
 import os
 import tempfile
 from typing import BinaryIO, Iterator, Union
@@ -35,7 +36,7 @@ import numpy as np
 from cdomain.jpeg.errors import JPEGError
 from cdomain.jpeg.image import DCTImage
 from cdomain.jpeg import native
-from cdomain.jpeg.markers import JPEGHeader, parse_header
+from cdomain.jpeg.markers import SOI, JPEGHeader, describe_non_jpeg, parse_header
 
 Source = Union[str, "os.PathLike[str]", bytes, bytearray, memoryview, BinaryIO]
 
@@ -46,7 +47,9 @@ def read_coefficients(src: Source, *, backend: str = "auto") -> DCTImage:
     """Decode a JPEG as far as its quantized DCT coefficients.
 
     Args:
-        src: a path, the file's bytes, or a binary file object open for reading.
+        src: a path, the file's bytes, or a binary file object open for reading (a file object
+            opened in text mode raises :class:`JPEGError`). A path or file object is rejected
+            after its first few bytes when they are not a JPEG's start-of-image marker.
         backend: ``"auto"`` (the default: ``"native"``), ``"native"`` or ``"jpeglib"``; see
             the module docstring for how they differ on corrupt data.
 
@@ -64,24 +67,78 @@ def read_coefficients(src: Source, *, backend: str = "auto") -> DCTImage:
     return _decode_with_jpeglib(data, header, path)
 
 
+#: Bytes read before deciding whether a source is a JPEG at all: enough for the SOI marker and
+#: for :func:`~cdomain.jpeg.markers.describe_non_jpeg` to recognise other formats.
+HEAD_BYTES = 16
+
+_TEXT_MODE = "file object must be opened in binary mode (open(path, 'rb')), not text mode"
+
+
 def _load(src: Source) -> tuple[bytes, str, str | None]:
-    """Return the JPEG's bytes, a name for messages, and its path when it is a file on disk."""
+    """Return the JPEG's bytes, a name for messages, and its path when it is a file on disk.
+
+    Paths and file objects are read in two steps: the first :data:`HEAD_BYTES` bytes, which must
+    start with the SOI marker (FF D8), then the rest; anything else is rejected before the whole
+    file is read (a multi-gigabyte file that is not a JPEG costs a few bytes, not its size).
+    """
     if isinstance(src, (bytes, bytearray, memoryview)):
         return bytes(src), "<bytes>", None
     if isinstance(src, (str, os.PathLike)):
         path = os.fspath(src)
         try:
             with open(path, "rb") as handle:
-                return handle.read(), path, path
+                return _read_jpeg(handle, path, rewind=True), path, path
         except OSError as error:
             raise JPEGError(path, f"cannot read file: {error.strerror or error}") from error
     if hasattr(src, "read"):
         name = str(getattr(src, "name", "<stream>"))
-        data = src.read()
-        if not isinstance(data, (bytes, bytearray)):
-            raise TypeError(f"{name}: file object must be opened in binary mode")
-        return bytes(data), name, None
+        if isinstance(src, io.TextIOBase):
+            raise JPEGError(name, _TEXT_MODE)
+        return _read_jpeg(src, name), name, None
     raise TypeError(f"cannot read a JPEG from {type(src).__name__}; pass a path, bytes or a binary file")
+
+
+def _read_jpeg(handle: BinaryIO, source: str, *, rewind: bool = False) -> bytes:
+    """Read a whole JPEG from ``handle``, checking its first bytes before reading the rest.
+
+    ``rewind``: for a file cdomain opened itself, seek back to the start (when it can) and read
+    everything in one call instead of joining the head and the rest (one copy of the data fewer).
+    """
+    head = _read_chunk(handle, HEAD_BYTES, source)
+    if len(head) < 2 or head[0] != 0xFF or head[1] != SOI:
+        raise JPEGError(source, describe_non_jpeg(head))
+    if len(head) < HEAD_BYTES:
+        return head
+    if rewind and handle.seekable():
+        handle.seek(0)
+        return _read_chunk(handle, -1, source)
+    return head + _read_chunk(handle, -1, source)
+
+
+def _read_chunk(handle: BinaryIO, size: int, source: str) -> bytes:
+    """``size`` bytes from ``handle`` (fewer only at the end; -1: all the rest), as bytes.
+
+    Loops because raw streams may return short reads; a non-blocking stream with no data ready
+    (``read`` returns None) counts as ended. A stream that yields text (a file object opened
+    without ``"b"``) raises :class:`JPEGError`, without the text layer's decoding error attached.
+    """
+    parts: list[bytes] = []
+    remaining = size
+    while remaining != 0:
+        try:
+            chunk = handle.read(remaining)
+        except UnicodeDecodeError:
+            raise JPEGError(source, _TEXT_MODE) from None
+        if isinstance(chunk, str):
+            raise JPEGError(source, _TEXT_MODE)
+        if chunk is not None and not isinstance(chunk, (bytes, bytearray, memoryview)):
+            raise JPEGError(source, f"file object's read() returned {type(chunk).__name__}, not bytes")
+        if not chunk:
+            break
+        parts.append(bytes(chunk))
+        if remaining > 0:
+            remaining -= len(chunk)
+    return parts[0] if len(parts) == 1 else b"".join(parts)
 
 
 @contextlib.contextmanager
