@@ -1,10 +1,18 @@
-"""DCTImage: a JPEG decoded only as far as its quantized DCT coefficients."""
+"""DCTImage: a JPEG decoded only as far as its quantized DCT coefficients.
+
+Its methods use :mod:`cdomain.jpeg.tables` (quality estimate) and :mod:`cdomain.jpeg.reconstruct`
+(back to pixels); neither imports this module at run time, so the imports are one-way.
+``reconstruct`` is imported on the first ``to_rgb`` call rather than with this module: it needs
+the Numba kernels (:mod:`cdomain.kernels`), which decoding coefficients does not.
+"""
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 
 import numpy as np
+
+from cdomain.jpeg.tables import estimate_quality
 
 
 @dataclass(frozen=True, eq=False)
@@ -63,8 +71,6 @@ class DCTImage:
 
     def quality(self) -> int:
         """Estimated IJG quality from the luma (and chroma) quantization tables."""
-        from cdomain.jpeg.tables import estimate_quality
-
         chroma = self.quant_tables[1] if self.num_components > 1 else None
         return estimate_quality(self.quant_tables[0], chroma)
 

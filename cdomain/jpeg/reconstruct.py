@@ -3,14 +3,22 @@
 Follows libjpeg's decoder: dequantize, 8x8 inverse DCT, level shift and range limit per
 component; chroma upsampled from its real (downsampled) size with libjpeg's "fancy" triangle
 filter, which is what Pillow uses; then JFIF YCbCr -> RGB.
+
+:meth:`cdomain.jpeg.image.DCTImage.to_rgb` calls this module, so it depends on
+:mod:`cdomain.jpeg.image` for type checking only: importing either module first works, and
+the import graph of :mod:`cdomain.jpeg` has no cycle.
 """
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 import numpy as np
 
 from cdomain import kernels
-from cdomain.jpeg.image import DCTImage
+
+if TYPE_CHECKING:
+    from cdomain.jpeg.image import DCTImage
 
 
 def coefficients_to_rgb(image: DCTImage) -> np.ndarray:
