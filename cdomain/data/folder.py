@@ -1,4 +1,10 @@
-"""Sample lists: ImageFolder directories, explicit file lists and embedded dataset names."""
+"""Sample lists: ImageFolder directories, explicit file lists and embedded dataset names.
+
+A folder that cannot be used as a data set raises :class:`cdomain.errors.DataError` naming the
+folder and the cause; a missing folder raises :class:`MissingDataError`, which is also a
+``FileNotFoundError``. A class sub-folder without JPEG files is an error rather than a class
+that silently has no samples (and would shift every later label's meaning for a model).
+"""
 
 from __future__ import annotations
 
@@ -8,11 +14,16 @@ from pathlib import Path
 from typing import Sequence, Union
 
 from cdomain.data.embedded import EMBEDDED, embedded_dataset
+from cdomain.errors import DataError
 
 JPEG_SUFFIXES = (".jpg", ".jpeg", ".jpe", ".jfif")
 
 #: A dataset source: a folder, an embedded dataset name, or files (optionally with labels).
 DataSource = Union[str, "os.PathLike[str]", Sequence[Union[str, "os.PathLike[str]", tuple]], "SampleList"]
+
+
+class MissingDataError(DataError, FileNotFoundError):
+    """A dataset folder that does not exist (caught by ``except FileNotFoundError`` too)."""
 
 
 @dataclass(frozen=True)
@@ -28,22 +39,33 @@ class SampleList:
 
 
 def image_folder(root: str | os.PathLike[str]) -> SampleList:
-    """List an ImageFolder tree: one sub-folder of JPEG files per class, classes sorted by name."""
+    """List an ImageFolder tree: one sub-folder of JPEG files per class, classes sorted by name.
+
+    Raises :class:`MissingDataError` if ``root`` is not a folder, :class:`DataError` if it has no
+    class sub-folders or a class sub-folder has no JPEG files.
+    """
     root = Path(root)
     if not root.is_dir():
-        raise FileNotFoundError(f"{root}: dataset folder does not exist")
-    classes = sorted(entry.name for entry in root.iterdir() if entry.is_dir() and not entry.name.startswith("."))
+        raise MissingDataError(f"{root}: dataset folder does not exist")
+    try:
+        classes = sorted(entry.name for entry in root.iterdir() if entry.is_dir() and not entry.name.startswith("."))
+    except OSError as error:
+        raise DataError(f"{root}: cannot list the dataset folder ({error.strerror or error})") from error
     if not classes:
-        raise ValueError(f"{root}: no class sub-folders (expected ImageFolder layout: ROOT/<class>/<image>.jpg)")
+        raise DataError(f"{root}: no class sub-folders (expected ImageFolder layout: ROOT/<class>/<image>.jpg)")
     paths, labels = [], []
     for label, name in enumerate(classes):
-        files = sorted(
-            entry for entry in (root / name).iterdir() if entry.is_file() and entry.suffix.lower() in JPEG_SUFFIXES
-        )
+        folder = root / name
+        try:
+            files = sorted(
+                entry for entry in folder.iterdir() if entry.is_file() and entry.suffix.lower() in JPEG_SUFFIXES
+            )
+        except OSError as error:
+            raise DataError(f"{folder}: cannot list the class folder ({error.strerror or error})") from error
+        if not files:
+            raise DataError(f"{folder}: class folder has no JPEG files ({', '.join(JPEG_SUFFIXES)})")
         paths.extend(str(path) for path in files)
         labels.extend([label] * len(files))
-    if not paths:
-        raise ValueError(f"{root}: no JPEG files ({', '.join(JPEG_SUFFIXES)}) in its class folders")
     return SampleList(tuple(paths), tuple(labels), tuple(classes))
 
 
