@@ -1,6 +1,7 @@
 """The CUDA side of the dispatch: device views, output allocation, streams.
 
-``cdomain.kernels`` imports this module only for CUDA inputs, after validating arguments.
+``dispatch.call`` imports this module only for CUDA inputs, after ``checks.py`` has validated
+the arguments; its functions have the names and arguments of those in ``_host.py``.
 Torch CUDA tensors are viewed through ``__cuda_array_interface__`` (``numba.cuda.as_cuda_array``,
 no copy) and kernels run on the tensor device's current torch stream, wrapped with
 ``numba.cuda.external_stream``, so they are ordered with the surrounding torch work and
@@ -12,7 +13,6 @@ device arrays. Host-side tables, ``mean`` and ``std`` are copied to the device.
 from __future__ import annotations
 
 import math
-import sys
 from typing import Any
 
 import numpy as np
@@ -21,14 +21,10 @@ from cdomain.jpeg.tables import ZIGZAG
 
 from . import cuda as kernels
 from . import reference
+from .dispatch import is_torch as _is_torch
 
 _DCT = np.ascontiguousarray(reference.dct_matrix_scaled())
 _COLOUR = tuple(np.ascontiguousarray(t) for t in reference.ycbcr_tables())
-
-
-def _is_torch(x: Any) -> bool:
-    torch = sys.modules.get("torch")
-    return torch is not None and isinstance(x, torch.Tensor)
 
 
 class _Context:
@@ -84,6 +80,8 @@ class _Context:
     def upload(self, array: np.ndarray) -> Any:
         """A small host array on the device, ordered on this call's stream."""
         array = np.ascontiguousarray(array)
+        if not array.flags.writeable:  # torch warns about (and cannot share) read-only arrays
+            array = array.copy()
         if self.torch:
             import torch
 

@@ -1,18 +1,30 @@
 """Numba CPU kernels, one per operation of ``reference.py`` and with the same semantics.
 
-The functions here take validated, already normalised NumPy arrays (leading batch dimensions
-collapsed to one, tables as int64 ``[T, 64]`` with ``T`` 1 or the batch size); the public
-functions in ``cdomain.kernels`` do that preparation. All kernels are compiled with
+The launchers here (the functions without a leading underscore) take validated NumPy arrays
+that ``_host.py`` has already normalised: leading batch axes collapsed to one, tables as int64
+``[T, 64]`` or ``[T, 8, 8]`` with ``T`` 1 or the batch size. All kernels are compiled with
 ``cache=True`` (compiled once per machine) and ``nogil=True`` (callable from loader threads).
-:func:`dequantize_select`, the DCTs and the block<->sample conversions have a parallel version
-used only on batches large enough to pay for the thread start-up (a data-loader worker that
-converts one image at a time should not fan out into threads of its own) and only by one
-thread at a time.
+
+Threads: :func:`dequantize_select`, the DCTs and the block<->sample conversions are written
+once with ``numba.prange`` and compiled twice by :class:`_Threaded`, with ``parallel=True`` and
+without (where ``prange`` is plain ``range``, so both compute the same values in the same
+order per element). The parallel compilation runs only on batches large enough to pay for the
+thread start-up (a data-loader worker that converts one image at a time should not fan out into
+threads of its own) and only in one thread at a time.
+
+On-disk cache: Numba checks only the timestamp of the file that defines a cached function, so
+compiled code here reads no global defined in another file; a constant it would take from
+``reference.py`` would stay frozen at its old value after a change there. The constants the
+kernels compile in (the DCT matrix, libjpeg's colour weights) are computed in this file, and
+the tests check them against ``reference.py``; the colour lookup tables are arguments.
 """
 
 from __future__ import annotations
 
 import threading
+import types
+from collections.abc import Callable
+from typing import Any
 
 import numpy as np
 from numba import njit, prange
@@ -25,17 +37,86 @@ PARALLEL = True
 #: Below this many 8x8 blocks per call the serial kernels are used.
 PARALLEL_MIN_BLOCKS = 4096
 
-_DCT = reference.dct_matrix_scaled()
-_CR_R, _CB_B, _CR_G, _CB_G = reference.ycbcr_tables()
-_SCALEBITS = reference.SCALEBITS
-_FIX_Y = (reference.fix(0.29900), reference.fix(0.58700), reference.fix(0.11400))
-_FIX_CB = (-reference.fix(0.16874), -reference.fix(0.33126), reference.fix(0.50000))
-_FIX_CR = (reference.fix(0.50000), -reference.fix(0.41869), -reference.fix(0.08131))
-_ONE_HALF = reference.ONE_HALF
-_CBCR_OFFSET = (128 << reference.SCALEBITS) + reference.ONE_HALF - 1
+#: Blocks per work item of the DCT kernels.
+_CHUNK = 256
+
+
+def _dct_matrix_scaled() -> np.ndarray:
+    """``reference.dct_matrix_scaled()``, computed here (see the module docstring)."""
+    k = np.arange(8)[:, None]
+    x = np.arange(8)[None, :]
+    matrix = np.sqrt(2.0) * np.cos((2 * x + 1) * k * np.pi / 16)
+    matrix[0] = 1.0
+    return matrix
+
+
+def _fix(x: float) -> int:
+    """libjpeg's ``FIX(x)`` with ``_SCALEBITS`` fractional bits (``reference.fix``)."""
+    return int(x * (1 << _SCALEBITS) + 0.5)
+
+
+# Compile-time constants of the kernels below, all defined in this file.
+_DCT = _dct_matrix_scaled()
+_SCALEBITS = 16  # reference.SCALEBITS
+_ONE_HALF = 1 << (_SCALEBITS - 1)
+_CBCR_OFFSET = (128 << _SCALEBITS) + _ONE_HALF - 1
+_FIX_Y = (_fix(0.29900), _fix(0.58700), _fix(0.11400))
+_FIX_CB = (-_fix(0.16874), -_fix(0.33126), _fix(0.50000))
+_FIX_CR = (_fix(0.50000), -_fix(0.41869), -_fix(0.08131))
+
+# The colour lookup tables are arguments of ``_ycbcr_to_rgb``, so they may come from reference.
+_YCC_TO_RGB = tuple(np.ascontiguousarray(t) for t in reference.ycbcr_tables())
 
 _jit = njit(cache=True, nogil=True)
-_pjit = njit(cache=True, nogil=True, parallel=True)
+
+
+def use_parallel(blocks: int) -> bool:
+    """Whether a call over ``blocks`` 8x8 blocks should use the multi-threaded kernel."""
+    return PARALLEL and blocks >= PARALLEL_MIN_BLOCKS
+
+
+# Numba's default (workqueue) threading layer aborts the process if two threads enter parallel
+# kernels at once; a thread that finds another one inside runs the serial kernel instead.
+_PARALLEL_LOCK = threading.Lock()
+
+
+def _renamed(body: Callable, suffix: str) -> Callable:
+    """A copy of ``body`` named ``<name>__<suffix>``.
+
+    Numba names its cache files after the function and leaves the ``parallel`` option out of
+    the cache key, so the serial and the parallel compilation of one body need two names.
+    """
+    copy = types.FunctionType(
+        body.__code__, body.__globals__, f"{body.__name__}__{suffix}", body.__defaults__, body.__closure__
+    )
+    copy.__qualname__ = f"{body.__qualname__}__{suffix}"
+    copy.__module__ = body.__module__
+    copy.__doc__ = body.__doc__
+    return copy
+
+
+class _Threaded:
+    """Decorator: one kernel body, written with ``prange``, compiled serial and parallel.
+
+    Calling the result with the number of 8x8 blocks the call covers, then the kernel's
+    arguments, runs whichever compilation fits.
+    """
+
+    def __init__(self, body: Callable):
+        self.serial = njit(cache=True, nogil=True)(_renamed(body, "serial"))
+        self.parallel = njit(cache=True, nogil=True, parallel=True)(_renamed(body, "parallel"))
+        self.__doc__ = body.__doc__
+
+    def __call__(self, blocks: int, *args: Any) -> None:
+        """Run the kernel on ``args``, in parallel when the call covers at least
+        ``PARALLEL_MIN_BLOCKS`` blocks and no other thread is inside a parallel kernel."""
+        if use_parallel(blocks) and _PARALLEL_LOCK.acquire(blocking=False):
+            try:
+                self.parallel(*args)
+            finally:
+                _PARALLEL_LOCK.release()
+        else:
+            self.serial(*args)
 
 
 # --------------------------------------------------------------------------------------------
@@ -100,35 +181,24 @@ def _dequantize_flat_plane(coef, scale, zz, mean, std, normalize, out, b, k):
             out[b, k, r] = (out[b, k, r] - m) / s
 
 
-@_jit
-def _dequantize_serial(coef, scale, zz, fy, fx, mean, std, normalize, out):
-    for b in range(out.shape[0]):
-        for k in range(zz.shape[0]):
-            _dequantize_plane(coef, scale, zz, fy, fx, mean, std, normalize, out, b, k)
-
-
-@_pjit
-def _dequantize_parallel(coef, scale, zz, fy, fx, mean, std, normalize, out):
+@_Threaded
+def _dequantize(coef, scale, zz, fy, fx, mean, std, normalize, out):
     n = zz.shape[0]
     for r in prange(out.shape[0] * n):
         _dequantize_plane(coef, scale, zz, fy, fx, mean, std, normalize, out, r // n, r % n)
 
 
-@_jit
-def _dequantize_flat_serial(coef, scale, zz, mean, std, normalize, out):
-    for b in range(out.shape[0]):
-        for k in range(zz.shape[0]):
-            _dequantize_flat_plane(coef, scale, zz, mean, std, normalize, out, b, k)
-
-
-@_pjit
-def _dequantize_flat_parallel(coef, scale, zz, mean, std, normalize, out):
+@_Threaded
+def _dequantize_flat(coef, scale, zz, mean, std, normalize, out):
     n = zz.shape[0]
     for r in prange(out.shape[0] * n):
         _dequantize_flat_plane(coef, scale, zz, mean, std, normalize, out, r // n, r % n)
 
 
-def dequantize_select(coef, table, zz, fy, fx, mean, std, normalize, out) -> None:
+def dequantize_select(
+    coef: np.ndarray, table: np.ndarray, zz: np.ndarray, fy: int, fx: int,
+    mean: np.ndarray, std: np.ndarray, normalize: bool, out: np.ndarray,
+) -> None:
     """Write ``reference.dequantize_select`` of ``coef`` ``[B, bh, bw, 64]`` into ``out``
     ``[B, n, bh * fy, bw * fx]``; ``table`` is int64 ``[T, 64]``, ``mean``/``std`` float32
     ``[n]`` (ignored unless ``normalize``)."""
@@ -143,33 +213,9 @@ def dequantize_select(coef, table, zz, fy, fx, mean, std, normalize, out) -> Non
         except AttributeError:
             planes = None
     if planes is not None:
-        _run(_dequantize_flat_parallel, _dequantize_flat_serial, nb * bh * bw,
-             flat, scale, zz, mean, std, normalize, planes)
+        _dequantize_flat(nb * bh * bw, flat, scale, zz, mean, std, normalize, planes)
     else:
-        _run(_dequantize_parallel, _dequantize_serial, nb * bh * bw,
-             flat, scale, zz, fy, fx, mean, std, normalize, out)
-
-
-def use_parallel(blocks: int) -> bool:
-    """Whether a call over ``blocks`` 8x8 blocks should use the multi-threaded kernel."""
-    return PARALLEL and blocks >= PARALLEL_MIN_BLOCKS
-
-
-# Numba's default (workqueue) threading layer aborts the process if two threads enter parallel
-# kernels at once; a thread that finds another one inside runs the serial kernel instead.
-_PARALLEL_LOCK = threading.Lock()
-
-
-def _run(parallel_kernel, serial_kernel, blocks: int, *args) -> None:
-    """Run ``parallel_kernel(*args)`` when the work is large and no other thread is in a
-    parallel kernel, else ``serial_kernel(*args)``; both compute the same thing."""
-    if use_parallel(blocks) and _PARALLEL_LOCK.acquire(blocking=False):
-        try:
-            parallel_kernel(*args)
-        finally:
-            _PARALLEL_LOCK.release()
-    else:
-        serial_kernel(*args)
+        _dequantize(nb * bh * bw, flat, scale, zz, fy, fx, mean, std, normalize, out)
 
 
 # --------------------------------------------------------------------------------------------
@@ -190,13 +236,13 @@ def _hflip(rows):
     return out
 
 
-def hflip(coef):
+def hflip(coef: np.ndarray) -> np.ndarray:
     """``reference.hflip`` of contiguous ``[B, bh, bw, 8, 8]`` blocks."""
     nb, bh, bw = coef.shape[:3]
     return _hflip(coef.reshape(nb * bh, bw, 64)).reshape(coef.shape)
 
 
-def crop(coef, top, left, height, width):
+def crop(coef: np.ndarray, top: int, left: int, height: int, width: int) -> np.ndarray:
     """``reference.crop``: a strided copy, which NumPy already does at memory speed."""
     return np.ascontiguousarray(coef[..., top : top + height, left : left + width, :, :])
 
@@ -218,7 +264,7 @@ def _requantize(coef, table_from, table_to, half):
     return out
 
 
-def requantize(coef, table_from, table_to):
+def requantize(coef: np.ndarray, table_from: np.ndarray, table_to: np.ndarray) -> np.ndarray:
     """``reference.requantize`` of ``[B, bh, bw, 64]`` with int64 ``[T, 64]`` tables.
 
     In float64: ``c * table_from`` and ``|value| + table_to // 2`` are integers below 2**32,
@@ -298,9 +344,6 @@ def _fdct_block(src, offset, tmp, dst):
             ) * 0.125
 
 
-_CHUNK = 256
-
-
 @_jit
 def _dct_chunk(blocks, inverse, out, first):
     # Blocks are copied into a local buffer rather than passed as views: views would update a
@@ -322,32 +365,24 @@ def _dct_chunk(blocks, inverse, out, first):
                 out[b, y, x] = work[y, x]
 
 
-@_jit
-def _dct_serial(blocks, inverse, out):
-    for first in range(0, blocks.shape[0], _CHUNK):
-        _dct_chunk(blocks, inverse, out, first)
-
-
-@_pjit
-def _dct_parallel(blocks, inverse, out):
+@_Threaded
+def _dct(blocks, inverse, out):
     for c in prange((blocks.shape[0] + _CHUNK - 1) // _CHUNK):
         _dct_chunk(blocks, inverse, out, c * _CHUNK)
 
 
-def _dct(blocks, inverse):
+def idct_8x8(blocks: np.ndarray) -> np.ndarray:
+    """``reference.idct_8x8`` of float32 ``[N, 8, 8]``."""
     out = np.empty(blocks.shape, np.float32)
-    _run(_dct_parallel, _dct_serial, blocks.shape[0], blocks, inverse, out)
+    _dct(blocks.shape[0], blocks, True, out)
     return out
 
 
-def idct_8x8(blocks):
-    """``reference.idct_8x8`` of float32 ``[N, 8, 8]``."""
-    return _dct(blocks, True)
-
-
-def fdct_8x8(blocks):
+def fdct_8x8(blocks: np.ndarray) -> np.ndarray:
     """``reference.fdct_8x8`` of float32 ``[N, 8, 8]``."""
-    return _dct(blocks, False)
+    out = np.empty(blocks.shape, np.float32)
+    _dct(blocks.shape[0], blocks, False, out)
+    return out
 
 
 @_jit
@@ -371,25 +406,18 @@ def _samples_row(coef, table, out, b, i):
                 out[b, i * 8 + y, j * 8 + x] = np.uint8(min(max(p, 0.0), 255.0))
 
 
-@_jit
-def _samples_serial(coef, table, out):
-    for b in range(coef.shape[0]):
-        for i in range(coef.shape[1]):
-            _samples_row(coef, table, out, b, i)
-
-
-@_pjit
-def _samples_parallel(coef, table, out):
+@_Threaded
+def _samples(coef, table, out):
     bh = coef.shape[1]
     for r in prange(coef.shape[0] * bh):
         _samples_row(coef, table, out, r // bh, r % bh)
 
 
-def samples_from_blocks(coef, table):
+def samples_from_blocks(coef: np.ndarray, table: np.ndarray) -> np.ndarray:
     """``reference.samples_from_blocks`` of ``[B, bh, bw, 8, 8]`` with int64 ``[T, 8, 8]``."""
     nb, bh, bw = coef.shape[:3]
     out = np.empty((nb, bh * 8, bw * 8), np.uint8)
-    _run(_samples_parallel, _samples_serial, nb * bh * bw, coef, table, out)
+    _samples(nb * bh * bw, coef, table, out)
     return out
 
 
@@ -411,25 +439,18 @@ def _blocks_row(plane, table, out, b, i):
                 out[b, i, j, u, v] = np.int16(q)
 
 
-@_jit
-def _blocks_serial(plane, table, out):
-    for b in range(out.shape[0]):
-        for i in range(out.shape[1]):
-            _blocks_row(plane, table, out, b, i)
-
-
-@_pjit
-def _blocks_parallel(plane, table, out):
+@_Threaded
+def _blocks(plane, table, out):
     bh = out.shape[1]
     for r in prange(out.shape[0] * bh):
         _blocks_row(plane, table, out, r // bh, r % bh)
 
 
-def blocks_from_samples(plane, table):
+def blocks_from_samples(plane: np.ndarray, table: np.ndarray) -> np.ndarray:
     """``reference.blocks_from_samples`` of uint8 ``[B, 8 bh, 8 bw]`` with int64 ``[T, 8, 8]``."""
     nb, h, w = plane.shape
     out = np.empty((nb, h // 8, w // 8, 8, 8), np.int16)
-    _run(_blocks_parallel, _blocks_serial, out.shape[0] * out.shape[1] * out.shape[2], plane, table, out)
+    _blocks(nb * (h // 8) * (w // 8), plane, table, out)
     return out
 
 
@@ -484,7 +505,7 @@ def _upsample(plane, fy, fx, height, width, fancy):
     return out
 
 
-def upsample_plane(plane, fy, fx, height, width, fancy):
+def upsample_plane(plane: np.ndarray, fy: int, fx: int, height: int, width: int, fancy: bool) -> np.ndarray:
     """``reference.upsample_plane`` of a uint8 ``[h, w]`` plane."""
     return _upsample(plane, fy, fx, height, width, fancy)
 
@@ -508,14 +529,13 @@ def _ycbcr_to_rgb(y, cb, cr, cr_r, cb_b, cr_g, cb_g):
     return out
 
 
-def ycbcr_to_rgb(y, cb, cr):
+def ycbcr_to_rgb(y: np.ndarray, cb: np.ndarray, cr: np.ndarray) -> np.ndarray:
     """``reference.ycbcr_to_rgb`` of uint8 ``[B, H, W]`` planes."""
-    return _ycbcr_to_rgb(y, cb, cr, _CR_R, _CB_B, _CR_G, _CB_G)
+    return _ycbcr_to_rgb(y, cb, cr, *_YCC_TO_RGB)
 
 
 @_jit
-def rgb_to_ycbcr(rgb):
-    """``reference.rgb_to_ycbcr`` of uint8 ``[B, H, W, 3]``, giving ``[B, 3, H, W]``."""
+def _rgb_to_ycbcr(rgb):
     nb, h, w = rgb.shape[0], rgb.shape[1], rgb.shape[2]
     out = np.empty((nb, 3, h, w), np.uint8)
     for b in range(nb):
@@ -531,3 +551,8 @@ def rgb_to_ycbcr(rgb):
                 out[b, 1, r, c] = cb >> _SCALEBITS
                 out[b, 2, r, c] = cr >> _SCALEBITS
     return out
+
+
+def rgb_to_ycbcr(rgb: np.ndarray) -> np.ndarray:
+    """``reference.rgb_to_ycbcr`` of uint8 ``[B, H, W, 3]``, giving ``[B, 3, H, W]``."""
+    return _rgb_to_ycbcr(rgb)

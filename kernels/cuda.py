@@ -5,7 +5,9 @@ Importing this module imports ``numba.cuda`` but needs no GPU: kernels compile o
 turns torch tensors into device views and picks the stream). Each launcher takes device arrays
 already shaped as the CPU kernels take them (leading axes collapsed) and a stream, or None for
 the default stream. Every kernel uses a grid-stride loop over its output elements, so any
-launch size is correct; one thread per output element keeps writes coalesced.
+launch size is correct; one thread per output element keeps writes coalesced. Like ``cpu.py``,
+the kernels compile in no global of another file: the DCT matrix and colour tables from
+``reference.py`` arrive as arguments, libjpeg's colour weights are computed here.
 
 The DCT kernels accumulate in float64 in the same order as the CPU kernels. The CUDA compiler
 may contract multiply-adds into FMAs, so a decoded sample that lands within rounding noise of
@@ -19,16 +21,21 @@ import math
 import numpy as np
 from numba import cuda
 
-from . import reference
-
 THREADS = 256
 
-_SCALEBITS = reference.SCALEBITS
-_ONE_HALF = reference.ONE_HALF
-_CBCR_OFFSET = (128 << reference.SCALEBITS) + reference.ONE_HALF - 1
-_FY0, _FY1, _FY2 = reference.fix(0.29900), reference.fix(0.58700), reference.fix(0.11400)
-_FB0, _FB1, _FB2 = -reference.fix(0.16874), -reference.fix(0.33126), reference.fix(0.50000)
-_FR0, _FR1, _FR2 = reference.fix(0.50000), -reference.fix(0.41869), -reference.fix(0.08131)
+
+def _fix(x: float) -> int:
+    """libjpeg's ``FIX(x)`` with ``_SCALEBITS`` fractional bits (``reference.fix``)."""
+    return int(x * (1 << _SCALEBITS) + 0.5)
+
+
+# libjpeg's colour constants, defined in this file like everything the kernels compile in.
+_SCALEBITS = 16  # reference.SCALEBITS
+_ONE_HALF = 1 << (_SCALEBITS - 1)
+_CBCR_OFFSET = (128 << _SCALEBITS) + _ONE_HALF - 1
+_FY0, _FY1, _FY2 = _fix(0.29900), _fix(0.58700), _fix(0.11400)
+_FB0, _FB1, _FB2 = -_fix(0.16874), -_fix(0.33126), _fix(0.50000)
+_FR0, _FR1, _FR2 = _fix(0.50000), -_fix(0.41869), -_fix(0.08131)
 
 
 def _grid(total: int) -> int:

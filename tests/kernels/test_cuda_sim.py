@@ -17,6 +17,7 @@ import pytest
 
 from cdomain import kernels
 from cdomain.jpeg.tables import quality_table
+from cdomain.kernels import dispatch
 
 pytestmark = pytest.mark.cudasim
 
@@ -48,7 +49,7 @@ def test_dispatch_returns_device_arrays(cuda, rng):
     coefficients = cuda.to_device(blocks(rng, (1, 2)))
     result = kernels.hflip(coefficients)
     assert not isinstance(result, np.ndarray) and hasattr(result, "copy_to_host")
-    assert kernels._kind(coefficients) == "cuda"
+    assert dispatch.kind(coefficients) == "cuda"
 
 
 @pytest.mark.parametrize("upsample", [(1, 1), (2, 2), (1, 2)])
