@@ -12,7 +12,8 @@ from PIL import Image
 from cdomain.jpeg.tables import BASE_CHROMA, BASE_LUMA, ZIGZAG, estimate_quality, quality_table
 from tests.helpers import encode, photo_like
 
-# ITU-T T.81 Figure A.6, as listed in REFERENCES.md (natural index at each zigzag position).
+# ITU-T T.81 Figure A.6 (natural index at each zigzag position), as listed in docs/references.md,
+# "JPEG standard (ITU-T T.81)".
 STANDARD_ZIGZAG = [
     0, 1, 8, 16, 9, 2, 3, 10, 17, 24, 32, 25, 18, 11, 4, 5, 12, 19, 26, 33, 40, 48, 41, 34, 27,
     20, 13, 6, 7, 14, 21, 28, 35, 42, 49, 56, 57, 50, 43, 36, 29, 22, 15, 23, 30, 37, 44, 51, 58,
