@@ -50,6 +50,9 @@ def _dct_matrix_scaled() -> np.ndarray:
     return matrix
 
 
+_SCALEBITS = 16  # reference.SCALEBITS
+
+
 def _fix(x: float) -> int:
     """libjpeg's ``FIX(x)`` with ``_SCALEBITS`` fractional bits (``reference.fix``)."""
     return int(x * (1 << _SCALEBITS) + 0.5)
@@ -57,7 +60,6 @@ def _fix(x: float) -> int:
 
 # Compile-time constants of the kernels below, all defined in this file.
 _DCT = _dct_matrix_scaled()
-_SCALEBITS = 16  # reference.SCALEBITS
 _ONE_HALF = 1 << (_SCALEBITS - 1)
 _CBCR_OFFSET = (128 << _SCALEBITS) + _ONE_HALF - 1
 _FIX_Y = (_fix(0.29900), _fix(0.58700), _fix(0.11400))

@@ -22,6 +22,7 @@ import numpy as np
 from numba import cuda
 
 THREADS = 256
+_SCALEBITS = 16  # reference.SCALEBITS
 
 
 def _fix(x: float) -> int:
@@ -30,7 +31,6 @@ def _fix(x: float) -> int:
 
 
 # libjpeg's colour constants, defined in this file like everything the kernels compile in.
-_SCALEBITS = 16  # reference.SCALEBITS
 _ONE_HALF = 1 << (_SCALEBITS - 1)
 _CBCR_OFFSET = (128 << _SCALEBITS) + _ONE_HALF - 1
 _FY0, _FY1, _FY2 = _fix(0.29900), _fix(0.58700), _fix(0.11400)

@@ -221,6 +221,51 @@ def test_colour_exhaustive_chroma_grid():
         np.testing.assert_array_equal(kernels.ycbcr_to_rgb(y, cb, cr), reference.ycbcr_to_rgb(y, cb, cr))
 
 
+def test_compiled_constants_match_reference():
+    # Kernels compile in constants defined in their own file (Numba's on-disk cache does not
+    # see changes in other files); they must equal the reference's.
+    from cdomain.kernels import cuda
+
+    assert cpu._DCT.tobytes() == reference.dct_matrix_scaled().tobytes()
+    fix = reference.fix
+    for module in (cpu, cuda):
+        assert module._SCALEBITS == reference.SCALEBITS
+        assert module._ONE_HALF == reference.ONE_HALF
+        assert module._CBCR_OFFSET == (128 << reference.SCALEBITS) + reference.ONE_HALF - 1
+    assert cpu._FIX_Y == (cuda._FY0, cuda._FY1, cuda._FY2) == (fix(0.29900), fix(0.58700), fix(0.11400))
+    assert cpu._FIX_CB == (cuda._FB0, cuda._FB1, cuda._FB2) == (-fix(0.16874), -fix(0.33126), fix(0.50000))
+    assert cpu._FIX_CR == (cuda._FR0, cuda._FR1, cuda._FR2) == (fix(0.50000), -fix(0.41869), -fix(0.08131))
+
+
+def test_serial_and_parallel_compilations_are_cached_apart():
+    # Numba's cache key leaves out parallel=True: the two compilations need their own names.
+    for kernel in (cpu._dequantize, cpu._dequantize_flat, cpu._dct, cpu._samples, cpu._blocks):
+        assert kernel.serial.py_func.__code__ is kernel.parallel.py_func.__code__
+        assert kernel.serial.py_func.__qualname__ != kernel.parallel.py_func.__qualname__
+        assert kernel.parallel.targetoptions.get("parallel") and not kernel.serial.targetoptions.get("parallel")
+
+
+def test_table_check_follows_the_table_content(rng):
+    # Checked tables are cached by content: changing a table in place is seen on the next call.
+    coefficients = random_blocks(rng, (), (2, 3))
+    table = quality_table(50).astype(np.int32)
+    first = kernels.dequantize_select(coefficients, table, 4)
+    np.testing.assert_array_equal(first, reference.dequantize_select(coefficients, table, 4))
+    table[0, 0] = 0
+    with pytest.raises(ValueError, match="quant_table entries must be in 1..65535"):
+        kernels.dequantize_select(coefficients, table, 4)
+    table[0, 0] = 3
+    np.testing.assert_array_equal(
+        kernels.dequantize_select(coefficients, table, 4), reference.dequantize_select(coefficients, table, 4)
+    )
+    np.testing.assert_array_equal(
+        kernels.dequantize_select(coefficients, torch.from_numpy(table), 4),
+        kernels.dequantize_select(coefficients, table.astype(np.int64), 4),
+    )
+    with pytest.raises(ValueError, match="table_from"):
+        kernels.requantize(coefficients, np.full((8, 8), 65536), table)
+
+
 # --------------------------------------------------------------------------------------------
 # validation
 
