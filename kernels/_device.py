@@ -2,6 +2,7 @@
 
 ``dispatch.call`` imports this module only for CUDA inputs, after ``checks.py`` has validated
 the arguments; its functions have the names and arguments of those in ``_host.py``.
+
 Torch CUDA tensors are viewed through ``__cuda_array_interface__`` (``numba.cuda.as_cuda_array``,
 no copy) and kernels run on the tensor device's current torch stream, wrapped with
 ``numba.cuda.external_stream``, so they are ordered with the surrounding torch work and

@@ -151,6 +151,6 @@ def test_requantize_close_to_decode_and_reencode(tmp_path, quality_from, quality
             f"max {difference.max()}, {np.mean(difference == 0):.4f} equal"
         )
         # DCT-domain requantization skips pixel rounding/clipping (and chroma resampling):
-        # close to the pixel route, not identical (REFERENCES.md: measure and report the gap).
+        # close to the pixel route, not identical (docs/references.md, "DCT-domain requantization": measure and report the gap).
         assert mean < 0.05
         assert difference.max() <= 2
