@@ -19,7 +19,18 @@ class CdomainError(ValueError):
 
 
 class ConfigError(CdomainError):
-    """An option (flag, YAML key or argument) has a wrong type or value; names the option."""
+    """An option (flag, YAML key or argument) has a wrong type or value; names the option.
+
+    ``option`` is the option's name as the library knows it (``batch_size``); commands show it
+    as their flag (``--batch-size``).
+    """
+
+    def __init__(self, option: str, message: str) -> None:
+        super().__init__(option, message)
+        self.option, self.message = option, message
+
+    def __str__(self) -> str:
+        return f"{self.option}: {self.message}"
 
 
 class CheckpointError(CdomainError):

@@ -6,13 +6,15 @@ Use the registry: ``create_model(name, num_classes=..., fbs=...)``, ``list_model
 
 from .base import ClassifierNet, check_fbs, example_inputs
 from .complexity import count_macs, count_params
-from .io import load_model, read_metadata, save_model
-from .registry import create_model, is_model, list_models, model_config, register_model
+from .registry import create_model, is_model, list_models, list_models_for, model_config, register_model
+from .spec import INPUT_KINDS, InputSpec
 
 # Importing the family modules registers their entry points.
 from . import cresnet, csrnet, resnet, resnet_dct  # noqa: E402,F401  isort: skip
 
 __all__ = [
+    "INPUT_KINDS",
+    "InputSpec",
     "ClassifierNet",
     "check_fbs",
     "count_macs",
@@ -21,9 +23,7 @@ __all__ = [
     "example_inputs",
     "is_model",
     "list_models",
-    "load_model",
+    "list_models_for",
     "model_config",
-    "read_metadata",
     "register_model",
-    "save_model",
 ]

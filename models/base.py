@@ -2,16 +2,8 @@
 
 Each model exposes ``forward_features`` (inputs -> last feature map), ``forward_head``
 (feature map -> logits, or pooled features with ``pre_logits=True``), ``reset_classifier`` and
-``input_spec``, a plain dict that says which tensors ``forward`` takes:
-
-``input``     ``"rgb"``, ``"dct"`` or ``"latent"``
-``layout``    ``"rgb"`` (``[B, 3, H, W]``), ``"merged"`` (``[B, 3n, H/8, W/8]``),
-              ``"split"`` (``y [B, n, H/8, W/8]``, ``cbcr [B, 2n, H/16, W/16]``) or
-              ``"latent"`` (``y_hat``, ``sigma_hat``, each ``[B, M, H/16, W/16]``)
-``fbs``       n, the lowest zigzag frequencies kept per colour component, or ``None``
-``channels``  channels of the input (an int), or one int per input tensor (a tuple)
-``stride``    pixels per input position, an int or one per input tensor
-``task``      ``"classification"`` for these networks (other heads, e.g. density maps, say so)
+``input_spec``, an :class:`~cdomain.models.spec.InputSpec` that says which tensors ``forward``
+takes (input kind, layout, FBS size, channels, stride, task).
 """
 
 from __future__ import annotations
@@ -21,9 +13,9 @@ import math
 import torch
 from torch import nn
 
-__all__ = ["ClassifierNet", "check_fbs", "example_inputs"]
+from .spec import InputSpec
 
-_LAYOUTS = {"rgb": "rgb", "merged": "dct", "split": "dct", "latent": "latent"}
+__all__ = ["ClassifierNet", "check_fbs", "example_inputs"]
 
 
 def check_fbs(fbs: int, allowed: tuple[int, ...] | None = None) -> int:
@@ -38,16 +30,14 @@ def check_fbs(fbs: int, allowed: tuple[int, ...] | None = None) -> int:
 class ClassifierNet(nn.Module):
     """Base class: global average pooling and a linear classifier over ``forward_features``."""
 
-    input_spec: dict
+    input_spec: InputSpec
     num_features: int
 
-    def __init__(self, num_classes: int, num_features: int, input_spec: dict, drop_rate: float = 0.0):
+    def __init__(self, num_classes: int, num_features: int, input_spec: dict | InputSpec, drop_rate: float = 0.0):
         super().__init__()
-        if input_spec["layout"] not in _LAYOUTS or _LAYOUTS[input_spec["layout"]] != input_spec["input"]:
-            raise ValueError(f"inconsistent input_spec {input_spec}")
         if num_classes < 0:
             raise ValueError(f"num_classes must be >= 0 (0 removes the classifier), got {num_classes}")
-        self.input_spec = {**input_spec, "task": input_spec.get("task", "classification")}
+        self.input_spec = input_spec if isinstance(input_spec, InputSpec) else InputSpec(**input_spec)
         self.num_features = num_features
         self.drop_rate = drop_rate
         self.global_pool = nn.AdaptiveAvgPool2d(1)
@@ -84,7 +74,7 @@ class ClassifierNet(nn.Module):
         return example_inputs(self.input_spec, batch_size, image_size, generator)
 
 
-def example_inputs(spec: dict, batch_size: int = 2, image_size: int | tuple[int, int] = 224,
+def example_inputs(spec: InputSpec, batch_size: int = 2, image_size: int | tuple[int, int] = 224,
                    generator: torch.Generator | None = None) -> tuple[torch.Tensor, ...]:
     """Random tensors shaped as ``spec`` expects for an ``image_size`` pixel image.
 

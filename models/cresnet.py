@@ -5,7 +5,7 @@ into ResNet-50 from conv3_x on ("cResNet-39"; cResNet-51 adds conv4_x blocks). H
 CompressAI's bmshj2018 hyperprior: ``y_hat`` (the rounded latent) and ``sigma_hat`` (the scales
 the hyperprior predicts for it), each ``[B, M, H/16, W/16]`` with M = 192 (qualities 1-5) or
 320 (qualities 6-8). Each goes through its own entry bottleneck [32, 32, 128] and the two are
-concatenated (256 channels), as in the layer table of REFERENCES.md.
+concatenated (256 channels), as in the layer table of docs/references.md, "Learned latents".
 
 Stride 16 vs stride 8 (``adapt``):
 
@@ -29,7 +29,7 @@ from .base import ClassifierNet
 from .blocks import Bottleneck, init_weights, make_stage
 from .registry import register_model
 
-__all__ = ["CResNet", "ADAPTATIONS"]
+__all__ = ["CResNet", "SmallLatentNet", "ADAPTATIONS"]
 
 ADAPTATIONS = ("stride", "upsample")
 
@@ -49,8 +49,7 @@ class CResNet(ClassifierNet):
         if adapt not in ADAPTATIONS:
             raise ValueError(f"adapt must be one of {ADAPTATIONS}, got {adapt!r}")
         m = latent_channels
-        spec = {"input": "latent", "layout": "latent", "fbs": None, "channels": (m, m), "stride": (16, 16),
-                "latent_channels": m}
+        spec = {"input": "latent", "layout": "latent", "fbs": None, "channels": (m, m), "stride": (16, 16)}
         super().__init__(num_classes, 2048, spec, drop_rate)
         self.adapt = adapt
         norm = (lambda: nn.BatchNorm2d(m)) if input_norm else nn.Identity
@@ -85,3 +84,38 @@ def cresnet51(num_classes: int = 1000, latent_channels: int = 192, adapt: str = 
               drop_rate: float = 0.0) -> CResNet:
     """cResNet-51: cResNet-39 with 4 more conv4_x blocks (10 instead of 6)."""
     return CResNet(latent_channels, 10, adapt, num_classes=num_classes, drop_rate=drop_rate)
+
+
+class SmallLatentNet(ClassifierNet):
+    """A small network on ``(y_hat, sigma_hat)`` for CPU-scale runs (the latent counterpart of
+    ``resnet_dct_small``): input BatchNorm per latent, a 3x3 entry convolution M -> w for each,
+    concatenated, then two 3x3 convolutions 2w -> 2w (stride 1) and 2w -> 4w (stride 2)."""
+
+    def __init__(self, latent_channels: int = 192, width: int = 32, num_classes: int = 10, drop_rate: float = 0.0):
+        if isinstance(latent_channels, bool) or not isinstance(latent_channels, int) or latent_channels < 1:
+            raise ValueError(f"latent_channels (M) must be a positive int, got {latent_channels!r}")
+        if isinstance(width, bool) or not isinstance(width, int) or width < 1:
+            raise ValueError(f"width must be a positive int, got {width!r}")
+        m, w = latent_channels, width
+        spec = {"input": "latent", "layout": "latent", "fbs": None, "channels": (m, m), "stride": (16, 16)}
+        super().__init__(num_classes, 4 * w, spec, drop_rate)
+
+        def conv(cin: int, cout: int, stride: int = 1) -> nn.Sequential:
+            return nn.Sequential(nn.Conv2d(cin, cout, 3, stride, 1, bias=False), nn.BatchNorm2d(cout), nn.ReLU(inplace=True))
+
+        self.y_entry = nn.Sequential(nn.BatchNorm2d(m), conv(m, w))
+        self.sigma_entry = nn.Sequential(nn.BatchNorm2d(m), conv(m, w))
+        self.body = nn.Sequential(conv(2 * w, 2 * w), conv(2 * w, 4 * w, stride=2))
+        init_weights(self)
+
+    def forward_features(self, y_hat: Tensor, sigma_hat: Tensor) -> Tensor:
+        if y_hat.shape != sigma_hat.shape:
+            raise ValueError(f"y_hat {tuple(y_hat.shape)} and sigma_hat {tuple(sigma_hat.shape)} differ in shape")
+        return self.body(torch.cat([self.y_entry(y_hat), self.sigma_entry(sigma_hat)], dim=1))
+
+
+@register_model
+def cresnet_small(num_classes: int = 10, latent_channels: int = 192, width: int = 32,
+                  drop_rate: float = 0.0) -> SmallLatentNet:
+    """Small latent classifier for CPU-scale runs and tests (see :class:`SmallLatentNet`)."""
+    return SmallLatentNet(latent_channels, width, num_classes=num_classes, drop_rate=drop_rate)

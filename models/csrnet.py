@@ -31,6 +31,7 @@ from torch import Tensor, nn
 from .base import check_fbs, example_inputs
 from .blocks import conv_bn_relu, init_weights
 from .registry import register_model
+from .spec import InputSpec
 
 __all__ = ["CSRNet", "FRONTEND", "BACKEND"]
 
@@ -57,7 +58,7 @@ class CSRNet(nn.Module):
 
     ``forward(x)`` gives ``[B, 1, H/8, W/8]`` density maps; ``forward_features`` the back end's
     feature map and ``forward_head`` the 1x1 output layer, the interface the classifiers share.
-    ``input_spec`` carries ``"task": "density"`` and ``"output_stride": 8``.
+    ``input_spec`` carries ``task="density"`` and ``output_stride=8``.
     """
 
     def __init__(self, input: str = "rgb", fbs: int | None = None, width: int = 64, batch_norm: bool = True,
@@ -73,7 +74,7 @@ class CSRNet(nn.Module):
                 raise ValueError("fbs applies to DCT input only")
             if sum(1 for layer in frontend if layer == "M") != 3:
                 raise ValueError("the RGB front end needs exactly three max-pools (output stride 8)")
-            self.input_spec = {"input": "rgb", "layout": "rgb", "fbs": None, "channels": 3, "stride": 1}
+            spec = {"input": "rgb", "layout": "rgb", "fbs": None, "channels": 3, "stride": 1}
             layers: list[nn.Module] = []
             in_ch = 3
             for layer in frontend:
@@ -85,7 +86,7 @@ class CSRNet(nn.Module):
                     in_ch = out_ch
         elif input == "dct":
             fbs = check_fbs(fbs)
-            self.input_spec = {"input": "dct", "layout": "merged", "fbs": fbs, "channels": 3 * fbs, "stride": 8}
+            spec = {"input": "dct", "layout": "merged", "fbs": fbs, "channels": 3 * fbs, "stride": 8}
             in_ch = 3 * fbs
             out_ch = _scaled(int([layer for layer in frontend if layer != "M"][-1]), width)
             layers = [nn.BatchNorm2d(in_ch)]
@@ -94,7 +95,7 @@ class CSRNet(nn.Module):
                 in_ch = out_ch
         else:
             raise ValueError(f"input must be 'rgb' or 'dct', got {input!r}")
-        self.input_spec.update(task="density", output_stride=OUTPUT_STRIDE)
+        self.input_spec = InputSpec(**spec, task="density", output_stride=OUTPUT_STRIDE)
         self.frontend = nn.Sequential(*layers)
         back: list[nn.Module] = []
         for channels in backend:

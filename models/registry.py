@@ -14,7 +14,7 @@ from typing import Any, Callable
 
 from torch import nn
 
-__all__ = ["register_model", "create_model", "list_models", "model_config", "is_model"]
+__all__ = ["register_model", "create_model", "list_models", "list_models_for", "model_config", "is_model"]
 
 _ENTRY_POINTS: dict[str, Callable[..., nn.Module]] = {}
 
@@ -98,3 +98,20 @@ def model_config(model: nn.Module) -> dict[str, Any]:
     if "num_classes" in config and hasattr(model, "num_classes"):
         config["num_classes"] = model.num_classes
     return config
+
+
+def list_models_for(input: str, task: str = "classification") -> list[str]:
+    """Registered models that read ``input`` (``"dct"``, ``"rgb"``, ``"latent"``) for ``task``
+    (the InputSpec task: ``"classification"`` or ``"density"``)."""
+    import torch
+
+    names = []
+    for name in list_models():
+        try:
+            with torch.device("meta"):  # only the input spec is needed: allocate nothing
+                spec = create_model(name, fbs=None).input_spec
+        except (TypeError, ValueError):
+            continue
+        if spec.input == input and spec.task == task:
+            names.append(name)
+    return names

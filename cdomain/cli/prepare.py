@@ -27,12 +27,9 @@ from typing import Sequence
 
 import torch
 
-from cdomain.data.embedded import EMBEDDED, embedded_dataset, embedded_root
-from cdomain.jpeg.errors import JPEGError
-
-
-class UsageError(Exception):
-    """A configuration problem the user can fix; reported without a traceback."""
+from cdomain.cli.errors import report
+from cdomain.data.embedded import EMBEDDED
+from cdomain.errors import ConfigError
 
 
 def setup_args() -> argparse.ArgumentParser:
@@ -82,18 +79,11 @@ def log(message: str) -> None:
     print(message, flush=True)
 
 
-def resolve_data(data: str) -> tuple[str, list[str | None]]:
-    """The data source and its splits (``train``/``val`` where present, else the folder itself)."""
-    if data in EMBEDDED and not Path(data).exists():
-        if not embedded_root(data).is_dir():
-            log(f"generating the embedded dataset {data!r} into {embedded_root(data)} (once)")
-            embedded_dataset(data)
-        return data, ["train", "val"]
-    root = Path(data)
-    if not root.is_dir():
-        raise UsageError(f"--data {data}: neither an embedded dataset ({', '.join(EMBEDDED)}) nor a folder")
-    splits = [name for name in ("train", "val") if (root / name).is_dir()]
-    return data, splits or [None]
+def resolve_data(data: str) -> dict:
+    """The sample list of each split of ``data`` (``train``/``val``, or ``data`` for a plain folder)."""
+    from cdomain.data.registry import open_dataset
+
+    return open_dataset(data, "classification", require_splits=False, log=log).splits
 
 
 def run_codec(args: argparse.Namespace) -> dict:
@@ -101,17 +91,17 @@ def run_codec(args: argparse.Namespace) -> dict:
     from cdomain.latents.codecs import ARCHITECTURES, build_codec
     from cdomain.latents.encode import compress, decompress, encode
     from cdomain.latents.images import load_rgb
-    from cdomain.data.folder import resolve_source
 
     if args.architecture not in ARCHITECTURES:
-        raise UsageError(f"--architecture must be one of {', '.join(ARCHITECTURES)}")
+        raise ConfigError("--architecture", f"must be one of {', '.join(ARCHITECTURES)}")
     if not 1 <= args.quality <= 8:
-        raise UsageError(f"--quality must be in 1..8, got {args.quality}")
-    if args.steps < 1 or args.batch_size < 1 or args.checkpoint_every < 1:
-        raise UsageError("--steps, --batch-size and --checkpoint-every must be >= 1")
+        raise ConfigError("--quality", f"must be in 1..8, got {args.quality}")
+    for name in ("steps", "batch_size", "checkpoint_every"):
+        if getattr(args, name) < 1:
+            raise ConfigError(f"--{name.replace('_', '-')}", f"must be >= 1, got {getattr(args, name)}")
     if args.crop < 64 or args.crop % 64:
-        raise UsageError(f"--crop must be a positive multiple of 64 (the codec's stride), got {args.crop}")
-    source, splits = resolve_data(args.data)
+        raise ConfigError("--crop", f"must be a positive multiple of 64 (the codec's stride), got {args.crop}")
+    splits = resolve_data(args.data)
     torch.manual_seed(args.seed)
     n, m = args.channels or (None, None)
     model = build_codec(args.architecture, args.quality, N=n, M=m)
@@ -122,11 +112,11 @@ def run_codec(args: argparse.Namespace) -> dict:
     progress = not args.quiet and sys.stderr.isatty()
     log(f"codec: {args.architecture} quality {args.quality} (N={model.N}, M={model.M}), {args.steps} steps of "
         f"{args.batch_size}x{args.crop}x{args.crop} crops from {args.data}, checkpoint {output}")
-    summary = train_codec(model, source, config, split=splits[0], checkpoint=output, device=args.device,
-                          progress=progress)
+    names = list(splits)
+    summary = train_codec(model, splits[names[0]], config, checkpoint=output, device=args.device, progress=progress)
     model.cpu()
-    eval_split = splits[-1]
-    samples = resolve_source(source, eval_split)
+    eval_split = names[-1]
+    samples = splits[eval_split]
     count = min(args.eval_images, len(samples))
     bits = estimate = pixels = squared = 0.0
     for path in samples.paths[:count]:
@@ -155,51 +145,48 @@ def run_latents(args: argparse.Namespace) -> dict:
     from cdomain.latents.cache import write_latents
     from cdomain.latents.codecs import load_codec
 
-    if args.shard_size < 1 or args.batch_size < 1:
-        raise UsageError("--shard-size and --batch-size must be >= 1")
-    source, splits = resolve_data(args.data)
+    for name in ("shard_size", "batch_size"):
+        if getattr(args, name) < 1:
+            raise ConfigError(f"--{name.replace('_', '-')}", f"must be >= 1, got {getattr(args, name)}")
+    splits = resolve_data(args.data)
     if args.splits:
         wanted = [part.strip() for part in args.splits.split(",") if part.strip()]
         unknown = [name for name in wanted if name not in splits]
         if unknown:
-            raise UsageError(f"--splits {args.splits}: {', '.join(unknown)} not in {args.data} (has {splits})")
-        splits = wanted
+            raise ConfigError("--splits", f"{', '.join(unknown)} not in {args.data} (it has {', '.join(splits)})")
+        splits = {name: splits[name] for name in wanted}
     model = load_codec(args.codec)
     log(f"codec {args.codec}: {model.cdomain_config['architecture']} N={model.N} M={model.M}")
     progress = not args.quiet and sys.stderr.isatty()
     start = time.perf_counter()
     results = {}
-    for split in splits:
-        directory = args.output / split if split else args.output
-        index = write_latents(model, source, directory, split=split, shard_size=args.shard_size,
+    for split, samples in splits.items():
+        directory = args.output / split if split != "data" else args.output
+        index = write_latents(model, samples, directory, split=split, shard_size=args.shard_size,
                               batch_size=args.batch_size, bitstreams=not args.no_bitstreams,
                               codec_path=str(args.codec), progress=progress, overwrite=args.overwrite)
         bpp = f"{index['bpp']:.4f}" if index["bpp"] is not None else "not measured"
-        log(f"{split or 'data'}: {index['num_samples']} images in {len(index['shards'])} shards at {directory}; "
+        log(f"{split}: {index['num_samples']} images in {len(index['shards'])} shards at {directory}; "
             f"real bpp {bpp}, estimated {index['likelihood_bpp']:.4f}")
-        results[split or "data"] = {key: index[key] for key in ("num_samples", "bpp", "likelihood_bpp")}
+        results[split] = {key: index[key] for key in ("num_samples", "bpp", "likelihood_bpp")}
     summary = {"seconds": round(time.perf_counter() - start, 1), "output": str(args.output), "splits": results}
     log(f"done in {summary['seconds']:.0f}s: {json.dumps(results)}")
     return summary
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    from cdomain.latents.cache import CacheError
-    from cdomain.latents.codecs import CodecError
-
     args = setup_args().parse_args(argv)
     try:
         if args.command == "codec":
             run_codec(args)
         else:
             run_latents(args)
-    except (UsageError, JPEGError, FileNotFoundError, ImportError, CodecError, CacheError, ValueError) as error:
-        print(f"cdomain-prepare: error: {error}", file=sys.stderr)
-        return 2
     except KeyboardInterrupt:
         print("cdomain-prepare: interrupted; finished checkpoints and shards are intact, rerun to continue",
               file=sys.stderr)
         return 130
+    except Exception as error:  # noqa: BLE001  report() re-raises what is not a user error
+        return report("cdomain-prepare", error)
     return 0
 
 

@@ -4,19 +4,17 @@ Each sample is read only as far as its quantized coefficients, optionally transf
 DCT domain (a quality change, for instance), cropped and flipped in the DCT domain, then either
 dequantized with frequency band selection into channels (:class:`DCTLoader`, see
 :mod:`cdomain.data.dct_transforms`) or decoded to pixels (:class:`RGBLoader`, the baseline that
-sees exactly the same crops). Batching, worker processes and shuffling come from
-``torch.utils.data``; randomness is derived from ``(seed, epoch, index)`` so results do not
-depend on the number of workers.
+sees exactly the same crops). Seeded epochs, sharding, workers and bad-file
+handling come from :class:`~cdomain.data.base_loader.EpochLoader`; randomness is derived from
+``(seed, epoch, index)`` so results do not depend on the number of workers.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-from typing import Any, Callable, Iterator, Sequence
+from typing import Any, Callable, Sequence
 
 import numpy as np
 import torch
-from torch.utils.data import DataLoader, Dataset, DistributedSampler
 
 from cdomain.data.dct_transforms import (
     CROP_MULTIPLE,
@@ -28,12 +26,12 @@ from cdomain.data.dct_transforms import (
     locate_region,
     to_channels,
 )
+from cdomain.data.base_loader import BadSample, EpochLoader, SampleDataset
 from cdomain.data.folder import DataSource, SampleList, resolve_source
 from cdomain.jpeg.errors import JPEGError
 from cdomain.jpeg.image import DCTImage
 from cdomain.jpeg.reader import read_coefficients
-
-INPUTS = ("dct", "rgb")
+from cdomain.models.spec import InputSpec
 
 #: A per-sample DCT-domain transform applied right after reading (e.g. a random quality change).
 SampleTransform = Callable[[DCTImage, np.random.Generator], DCTImage]
@@ -43,16 +41,8 @@ TargetFn = Callable[[int, Region], Any]
 Inputs = torch.Tensor | tuple[torch.Tensor, torch.Tensor]
 
 
-@dataclass(frozen=True)
-class BadSample:
-    """A sample that could not be loaded: which file, and why."""
-
-    path: str
-    cause: str
-
-
-class JPEGDataset(Dataset):
-    """Indexable samples; returns ``(inputs, target)`` or a :class:`BadSample` when skipping."""
+class JPEGDataset(SampleDataset):
+    """JPEG samples: ``(inputs, target)`` per index (see :class:`~cdomain.data.base_loader.EpochLoader`)."""
 
     def __init__(
         self,
@@ -82,18 +72,18 @@ class JPEGDataset(Dataset):
     def __len__(self) -> int:
         return len(self.samples)
 
-    def __getitem__(self, index: int):
-        path = self.samples.paths[index]
-        try:
-            inputs, region = self.load(index)
-            target = self.samples.labels[index] if self.target is None else self.target(index, region)
-            return inputs, target
-        except (JPEGError, ValueError) as error:
-            if not self.skip_bad:
-                raise
-            return BadSample(path, str(error))
+    def describe(self, index: int) -> str:
+        return self.samples.paths[index]
 
-    def load(self, index: int, stats: bool = True) -> tuple[np.ndarray | tuple[np.ndarray, np.ndarray], Region]:
+    def load(self, index: int):
+        inputs, region = self.load_region(index)
+        target = self.samples.labels[index] if self.target is None else self.target(index, region)
+        return inputs, target
+
+    def collate(self, items):
+        return collate_arrays(items)
+
+    def load_region(self, index: int, stats: bool = True) -> tuple[np.ndarray | tuple[np.ndarray, np.ndarray], Region]:
         """Read, transform, crop, flip and lay out sample ``index``; also say which region.
 
         ``stats=False`` skips normalisation (used to compute the statistics).
@@ -124,11 +114,8 @@ def to_rgb_channels(image: DCTImage, stats: ChannelStats | None = None) -> np.nd
     return out
 
 
-def _collate(batch: list) -> tuple:
-    good = [item for item in batch if not isinstance(item, BadSample)]
-    bad = [item for item in batch if isinstance(item, BadSample)]
-    if not good:
-        return None, None, bad
+def collate_arrays(good: Sequence[tuple[Any, Any]]) -> tuple[Any, torch.Tensor]:
+    """Stack per-sample arrays (or tuples of arrays) and targets (labels or arrays) into tensors."""
     targets = [target for _, target in good]
     if isinstance(targets[0], np.ndarray):
         labels = torch.from_numpy(np.stack(targets))
@@ -145,10 +132,10 @@ def _collate(batch: list) -> tuple:
         raise ValueError(
             f"samples in a batch have different shapes ({', '.join(shapes)}); pass crop= to cut a common size"
         ) from error
-    return inputs, labels, bad
+    return inputs, labels
 
 
-class JPEGLoader:
+class JPEGLoader(EpochLoader):
     """Batches of inputs and targets from JPEG files; :class:`DCTLoader` and :class:`RGBLoader`
     choose what the inputs are.
 
@@ -214,19 +201,12 @@ class JPEGLoader:
             raise ValueError(f"layout must be one of {', '.join(LAYOUTS)}, got {layout!r}")
         if small not in SMALL_POLICIES:
             raise ValueError(f"small must be one of {', '.join(SMALL_POLICIES)}, got {small!r}")
-        if batch_size < 1:
-            raise ValueError(f"batch_size must be >= 1, got {batch_size}")
-        if workers < 0:
-            raise ValueError(f"workers must be >= 0, got {workers}")
         crop_hw = _crop_size(crop)
         if stats is not None and stats.fbs != fbs:
             raise ValueError(f"stats are for fbs={stats.fbs}, loader has fbs={fbs}")
         self.samples = resolve_source(source, split)
         augment = (split in (None, "train")) if augment is None else augment
-        self.batch_size, self.workers, self.seed = batch_size, workers, seed
-        self.shuffle = augment if shuffle is None else shuffle
-        self.drop_last = drop_last
-        self.dataset = JPEGDataset(
+        dataset = JPEGDataset(
             self.samples,
             input=self.input,
             fbs=int(fbs),
@@ -242,14 +222,8 @@ class JPEGLoader:
             transform=transform,
             target=target,
         )
-        self.skipped_files: list[BadSample] = []
-        self.rank, self.world_size = 0, 1
-
-    def shard(self, rank: int, world_size: int) -> None:
-        """Read only this process's share of every epoch (distributed training)."""
-        if not 0 <= rank < world_size:
-            raise ValueError(f"rank must be in 0..{world_size - 1}, got {rank}")
-        self.rank, self.world_size = rank, world_size
+        super().__init__(dataset, batch_size=batch_size, shuffle=augment if shuffle is None else shuffle, seed=seed,
+                         workers=workers, drop_last=drop_last)
 
     @property
     def classes(self) -> tuple[str, ...]:
@@ -270,60 +244,14 @@ class JPEGLoader:
         self.dataset.stats = stats
 
     @property
-    def epoch(self) -> int:
-        return self.dataset.epoch
-
-    def set_epoch(self, epoch: int) -> None:
-        """Set the epoch used for the next pass (shuffle order and augmentation)."""
-        self.dataset.epoch = int(epoch)
-
-    @property
-    def skipped(self) -> int:
-        """How many bad files were skipped so far (with ``skip_bad=True``)."""
-        return len(self.skipped_files)
-
-    @property
-    def input_spec(self) -> dict:
-        """What the batches contain, in the form models record as their expected input."""
+    def input_spec(self) -> InputSpec:
+        """What the batches contain, in the form models declare their expected input."""
         if self.input == "rgb":
-            return {"input": "rgb", "layout": "rgb", "fbs": None, "channels": 3}
+            return InputSpec("rgb", "rgb", None, 3, 1)
         fbs = self.dataset.fbs
-        channels = 3 * fbs if self.dataset.layout == "merged" else (fbs, 2 * fbs)
-        return {"input": "dct", "layout": self.dataset.layout, "fbs": fbs, "channels": channels}
-
-    def __len__(self) -> int:
-        count = -(-len(self.samples) // self.world_size)
-        return count // self.batch_size if self.drop_last else -(-count // self.batch_size)
-
-    def _torch_loader(self) -> DataLoader:
-        generator = torch.Generator()
-        generator.manual_seed(self.seed * 1_000_003 + self.dataset.epoch)
-        sampler = None
-        if self.world_size > 1:
-            sampler = DistributedSampler(
-                self.dataset, num_replicas=self.world_size, rank=self.rank, shuffle=self.shuffle, seed=self.seed
-            )
-            sampler.set_epoch(self.dataset.epoch)
-        return DataLoader(
-            self.dataset,
-            batch_size=self.batch_size,
-            shuffle=self.shuffle if sampler is None else False,
-            sampler=sampler,
-            num_workers=self.workers,
-            collate_fn=_collate,
-            generator=generator,
-            drop_last=self.drop_last,
-            persistent_workers=False,
-        )
-
-    def __iter__(self) -> Iterator[tuple[Inputs, torch.Tensor]]:
-        try:
-            for inputs, labels, bad in self._torch_loader():
-                self.skipped_files.extend(bad)
-                if inputs is not None:
-                    yield inputs, labels
-        finally:
-            self.dataset.epoch += 1
+        if self.dataset.layout == "merged":
+            return InputSpec("dct", "merged", fbs, 3 * fbs, 8)
+        return InputSpec("dct", "split", fbs, (fbs, 2 * fbs), (8, 16))
 
     def compute_stats(self, max_images: int = 512) -> ChannelStats:
         """Per-channel mean/std of the input channels over up to ``max_images`` samples.
@@ -343,7 +271,7 @@ class JPEGLoader:
         try:
             for index in indices:
                 try:
-                    sample, _ = dataset.load(int(index), stats=False)
+                    sample, _ = dataset.load_region(int(index), stats=False)
                 except (JPEGError, ValueError):
                     if not dataset.skip_bad:
                         raise

@@ -22,12 +22,14 @@ import numpy as np
 import torch
 
 from cdomain.atomic import atomic_write
+from cdomain.checkpoint import Checkpoint
 from cdomain.data.folder import SampleList
-from cdomain.data.loader import DCTLoader, RGBLoader
+from cdomain.data.inputs import make_loader
 from cdomain.data.quality import reencoded_samples
+from cdomain.errors import CheckpointError
 from cdomain.jpeg.markers import parse_header
-from cdomain.train import counting, engine
-from cdomain.train.checkpoint import Checkpoint
+from cdomain.train.engine import evaluate
+from cdomain.train.tasks import task_of_model
 
 #: The qualities of the compression-impact studies, and the CPT figures' range.
 DEFAULT_QUALITIES = (5, 10, 15, 20, 25, 30, 40, 50, 60, 75, 90, 95)
@@ -45,14 +47,20 @@ class SweepPoint:
     mean_bytes: float
     bits_per_pixel: float
     images: int
+    skipped: int = 0  # unreadable files skipped (--skip-bad)
 
 
-def compressed_size(samples: SampleList) -> tuple[float, float]:
-    """Mean file size in bytes and mean bits per pixel of the sample files."""
+def compressed_size(samples: SampleList, skip_bad: bool = False) -> tuple[float, float]:
+    """Mean file size in bytes and mean bits per pixel of the sample files (readable ones with ``skip_bad``)."""
     sizes, bpp = [], []
     for path in samples.paths:
-        data = Path(path).read_bytes()
-        header = parse_header(data, path)
+        try:
+            data = Path(path).read_bytes()
+            header = parse_header(data, path)
+        except (OSError, ValueError):
+            if skip_bad:
+                continue
+            raise
         sizes.append(len(data))
         bpp.append(8 * len(data) / (header.height * header.width))
     return float(np.mean(sizes)), float(np.mean(bpp))
@@ -60,7 +68,7 @@ def compressed_size(samples: SampleList) -> tuple[float, float]:
 
 def metric_of(checkpoint: Checkpoint) -> str:
     """The sweep metric of a checkpoint: ``"accuracy"`` for classifiers, ``"mae"`` for counting."""
-    return "mae" if checkpoint.model.input_spec.get("task") == "density" else "accuracy"
+    return "mae" if checkpoint.header.task == "density" else "accuracy"
 
 
 def evaluate_checkpoint(
@@ -72,23 +80,20 @@ def evaluate_checkpoint(
     workers: int = 0,
     device: torch.device = torch.device("cpu"),
     target=None,
+    skip_bad: bool = False,
 ) -> dict:
     """Loss and metrics of ``checkpoint`` on ``samples``, loaded the way it was trained.
 
     Classifiers give ``acc``; counting networks (``target`` = the density targets) ``mae``/``mse``.
     """
-    spec = checkpoint.model.input_spec
-    common = dict(batch_size=batch_size, crop=crop, augment=False, workers=workers, stats=checkpoint.stats,
-                  target=target)
-    if spec["input"] == "dct":
-        loader = DCTLoader(samples, fbs=spec["fbs"], layout=spec["layout"], **common)
-    elif spec["input"] == "rgb":
-        loader = RGBLoader(samples, **common)
-    else:
-        raise ValueError(f"cannot sweep JPEG quality for a model on {spec['input']} input")
-    model = checkpoint.model.to(device)
-    loop = counting.evaluate if metric_of(checkpoint) == "mae" else engine.evaluate
-    return loop(model, loader, device, progress=False)
+    spec = checkpoint.input_spec
+    if spec is None or spec.input == "latent":
+        raise CheckpointError(f"{checkpoint.path}: JPEG quality sweeps need a network on dct or rgb input")
+    loader = make_loader(spec, samples, train=False, batch_size=batch_size, crop=crop, workers=workers,
+                         stats=checkpoint.stats, target=target, skip_bad=skip_bad)
+    result = evaluate(checkpoint.model, task_of_model(spec.task), loader, device)
+    result["skipped"] = loader.skipped
+    return result
 
 
 def sweep(
@@ -104,19 +109,21 @@ def sweep(
     device: torch.device = torch.device("cpu"),
     progress=None,
     target=None,
+    skip_bad: bool = False,
 ) -> list[SweepPoint]:
     """Evaluate every checkpoint at every quality (and on the original files)."""
     points = []
     levels: list[int | None] = ([None] if include_original else []) + list(qualities)
     for quality in levels:
         data = samples if quality is None else reencoded_samples(samples, quality, method)
-        mean_bytes, bpp = compressed_size(data)
+        mean_bytes, bpp = compressed_size(data, skip_bad)
         for name, checkpoint in checkpoints.items():
             result = evaluate_checkpoint(checkpoint, data, crop=crop, batch_size=batch_size, workers=workers,
-                                         device=device, target=target)
+                                         device=device, target=target, skip_bad=skip_bad)
             metric = metric_of(checkpoint)
             value = result["mae"] if metric == "mae" else result["acc"]
-            point = SweepPoint(name, quality, metric, value, result["loss"], mean_bytes, bpp, result["images"])
+            point = SweepPoint(name, quality, metric, value, result["loss"], mean_bytes, bpp, result["images"],
+                               result["skipped"])
             points.append(point)
             if progress is not None:
                 progress(point)

@@ -7,8 +7,8 @@ Codecs are instead built untrained (``pretrained=False``) and then either traine
 - a checkpoint in CompressAI's published format: ``torch.save`` of the state dict (the
   ``*.pth.tar`` files of the model zoo), optionally wrapped as ``{"state_dict": ...}`` the way
   CompressAI's example training script saves it, with or without a ``module.`` prefix;
-- a codec saved by :func:`save_codec`: one safetensors file with the architecture in its
-  metadata.
+- a codec saved by :func:`save_codec`: a cdomain checkpoint (:mod:`cdomain.checkpoint`) of
+  kind ``"codec"``, the format task networks use too.
 
 Either way the entropy coder tables (``_quantized_cdf``, ``_offset``, ``_cdf_length`` and the
 scale table) are resized to the saved ones by CompressAI's ``load_state_dict``, or computed with
@@ -17,18 +17,15 @@ scale table) are resized to the saved ones by CompressAI's ``load_state_dict``, 
 
 from __future__ import annotations
 
-import json
 import os
 from pathlib import Path
 
 import torch
-from safetensors.torch import load as load_safetensors
 from safetensors.torch import save as save_safetensors
 
 from cdomain.atomic import atomic_write
+from cdomain.errors import CheckpointError
 from cdomain.latents.compat import import_compressai
-
-FORMAT = "cdomain-codec-1"
 
 #: Architectures cdomain encodes with: CompressAI zoo names.
 ARCHITECTURES = ("bmshj2018-hyperprior", "mbt2018-mean")
@@ -51,7 +48,7 @@ SCALE_LEVELS = 256
 MSE_LAMBDAS = {1: 0.0018, 2: 0.0035, 3: 0.0067, 4: 0.0130, 5: 0.0250, 6: 0.0483, 7: 0.0932, 8: 0.1800}
 
 
-class CodecError(ValueError):
+class CodecError(CheckpointError):
     """A codec file that cannot be used; the message names the file and the cause."""
 
 
@@ -128,13 +125,11 @@ def ensure_entropy_tables(model: torch.nn.Module) -> torch.nn.Module:
 TABLE_BUFFERS = ("_quantized_cdf", "_offset", "_cdf_length")
 
 
-def save_codec(
-    path: str | os.PathLike[str], model: torch.nn.Module, *, info: dict | None = None, tables: bool = True
-) -> Path:
-    """Write ``model`` as a cdomain codec file (safetensors), atomically, with fresh coder tables.
+def codec_state(model: torch.nn.Module, *, tables: bool = True) -> tuple[dict, dict[str, torch.Tensor]]:
+    """``(codec_config, tensors)`` of ``model`` with fresh coder tables, for the checkpoint format.
 
-    ``tables=False`` leaves the coder tables out (a smaller file; :func:`load_codec` recomputes
-    them with :data:`SCALE_LEVELS` levels).
+    ``tables=False`` leaves the coder tables out (a smaller file; loading recomputes them with
+    :data:`SCALE_LEVELS` levels).
     """
     refresh_entropy_tables(model)
     tensors = {name: value.detach().cpu().contiguous().clone() for name, value in model.state_dict().items()}
@@ -142,8 +137,41 @@ def save_codec(
         for name in tensors:
             if name.rsplit(".", 1)[-1] in TABLE_BUFFERS:
                 tensors[name] = tensors[name].new_empty(0)
-    metadata = {"format": FORMAT, "codec": json.dumps(codec_config(model)), "info": json.dumps(info or {})}
-    return atomic_write(path, save_safetensors(tensors, metadata=metadata))
+    return codec_config(model), tensors
+
+
+def save_codec(
+    path: str | os.PathLike[str], model: torch.nn.Module, *, info: dict | None = None, tables: bool = True
+) -> Path:
+    """Write ``model`` as a cdomain checkpoint (:mod:`cdomain.checkpoint`), atomically."""
+    from cdomain.checkpoint import Header, save_checkpoint
+
+    if tables:
+        return save_checkpoint(path, model, info=info)
+    config, tensors = codec_state(model, tables=False)
+    args = {key: value for key, value in config.items() if key != "architecture"}
+    header = Header("codec", config["architecture"], args, None, (), dict(info or {}))
+    return atomic_write(path, save_safetensors(tensors, metadata={"cdomain": header.to_json()}))
+
+
+def codec_from_state(path: Path, architecture: str, args: dict, state: dict) -> torch.nn.Module:
+    """Build ``architecture`` with the stored N, M and load ``state`` (a checkpoint's tensors)."""
+    import_compressai()
+    try:
+        _check(architecture, args.get("quality"))
+        n, m = int(args["N"]), int(args["M"])
+    except (KeyError, TypeError, ValueError) as error:
+        raise CodecError(f"{path}: invalid codec arguments ({error})") from None
+    if not (1 <= n <= 4096 and 1 <= m <= 4096):
+        raise CodecError(f"{path}: codec channels N={n}, M={m} out of range")
+    model = _classes()[architecture](n, m)
+    try:
+        model.load_state_dict(state)
+    except (RuntimeError, ValueError, KeyError) as error:
+        raise CodecError(f"{path}: weights do not fit {architecture} (N={n}, M={m}): {error}") from None
+    ensure_entropy_tables(model)
+    model.cdomain_config = {"architecture": architecture, "quality": args.get("quality"), "N": n, "M": m}
+    return model.eval()
 
 
 def save_compressai_checkpoint(path: str | os.PathLike[str], model: torch.nn.Module, *, wrap: bool = False) -> Path:
@@ -181,11 +209,19 @@ def load_codec(
     except OSError as error:
         raise FileNotFoundError(f"{path}: cannot read codec checkpoint: {error.strerror or error}") from error
     if _is_safetensors(data):
-        state, config = _read_safetensors(path, data)
-    else:  # torch.save: a zip archive, or a pickle for the legacy format
-        state, config = _read_torch(path, data), {}
-    architecture = architecture or config.get("architecture") or _infer_architecture(path, state)
-    quality = quality if quality is not None else config.get("quality")
+        from cdomain.checkpoint import load_checkpoint
+
+        loaded = load_checkpoint(path)
+        if loaded.header.kind != "codec":
+            raise CodecError(f"{path}: a cdomain {loaded.header.task} model, not a codec")
+        if architecture is not None and architecture != loaded.header.name:
+            raise CodecError(f"{path}: a {loaded.header.name} codec, not {architecture}")
+        model = loaded.model
+        if quality is not None:
+            model.cdomain_config["quality"] = quality
+        return model.to(map_location).eval()
+    state = _read_torch(path, data)  # torch.save: a zip archive, or a pickle for the legacy format
+    architecture = architecture or _infer_architecture(path, state)
     _check(architecture, quality)
     try:
         n, m = int(state["g_a.0.weight"].size(0)), int(state["g_a.6.weight"].size(0))
@@ -223,18 +259,6 @@ def _read_torch(path: Path, data: bytes) -> dict:
     if not isinstance(loaded, dict) or not all(isinstance(v, torch.Tensor) for v in loaded.values()):
         raise CodecError(f"{path}: expected a state dict (or {{'state_dict': ...}}) of tensors")
     return load_pretrained(dict(loaded))  # strips "module.", renames old entropy-bottleneck keys
-
-
-def _read_safetensors(path: Path, data: bytes) -> tuple[dict, dict]:
-    try:
-        state = load_safetensors(data)
-        header = json.loads(data[8 : 8 + int.from_bytes(data[:8], "little")])
-    except Exception as error:  # safetensors raises its own error types for corrupt files
-        raise CodecError(f"{path}: neither a PyTorch checkpoint nor a readable safetensors file ({error})") from error
-    metadata = header.get("__metadata__", {})
-    if metadata.get("format") != FORMAT:
-        raise CodecError(f"{path}: not a cdomain codec file (format {metadata.get('format')!r})")
-    return state, json.loads(metadata["codec"])
 
 
 def _infer_architecture(path: Path, state: dict) -> str:

@@ -6,6 +6,7 @@ import numpy as np
 import torch
 from torch.utils.data import Dataset
 
+from cdomain.data.base_loader import EpochLoader, SampleDataset
 from cdomain.data.folder import SampleList
 from cdomain.jpeg.reader import read_coefficients
 
@@ -48,7 +49,7 @@ class RandomCrops(Dataset):
         return image.contiguous()
 
 
-class LabelledImages(Dataset):
+class LabelledImages(SampleDataset):
     """Whole images (or ``crop`` x ``crop`` crops: random when ``augment``, else centred) and labels."""
 
     def __init__(self, samples: SampleList, crop: int | None = None, augment: bool = False, seed: int = 0) -> None:
@@ -57,7 +58,14 @@ class LabelledImages(Dataset):
     def __len__(self) -> int:
         return len(self.samples)
 
-    def __getitem__(self, index: int) -> tuple[torch.Tensor, int]:
+    def describe(self, index: int) -> str:
+        return self.samples.paths[index]
+
+    def collate(self, items):
+        images, labels = torch.utils.data.default_collate(list(items))
+        return images, labels.long()
+
+    def load(self, index: int) -> tuple[torch.Tensor, int]:
         image = load_rgb(self.samples.paths[index])
         if self.crop is not None:
             size = self.crop
@@ -75,7 +83,7 @@ class LabelledImages(Dataset):
         return image, self.samples.labels[index]
 
 
-class ImageLoader:
+class ImageLoader(EpochLoader):
     """Batches ``(images [B, 3, H, W] in [0, 1], labels)`` from JPEG files, for joint fine-tuning.
 
     ``crop`` (pixels) cuts a common size (random crops when ``augment``); without it the images
@@ -84,15 +92,16 @@ class ImageLoader:
 
     def __init__(self, source, *, split: str | None = None, batch_size: int = 64, crop: int | None = None,
                  augment: bool | None = None, shuffle: bool | None = None, seed: int = 0, workers: int = 0,
-                 drop_last: bool = False) -> None:
+                 drop_last: bool = False, skip_bad: bool = False) -> None:
         from cdomain.data.folder import resolve_source
 
         self.samples = resolve_source(source, split)
         augment = (split in (None, "train")) if augment is None else augment
-        self.batch_size, self.seed, self.workers, self.drop_last = batch_size, seed, workers, drop_last
-        self.shuffle = augment if shuffle is None else shuffle
         self.augment = augment
-        self.dataset = LabelledImages(self.samples, crop, augment, seed)
+        dataset = LabelledImages(self.samples, crop, augment, seed)
+        dataset.skip_bad = skip_bad
+        super().__init__(dataset, batch_size=batch_size, shuffle=augment if shuffle is None else shuffle, seed=seed,
+                         workers=workers, drop_last=drop_last)
 
     @property
     def classes(self) -> tuple[str, ...]:
@@ -101,20 +110,3 @@ class ImageLoader:
     @property
     def num_classes(self) -> int:
         return len(self.samples.classes)
-
-    def __len__(self) -> int:
-        count = len(self.samples)
-        return count // self.batch_size if self.drop_last else -(-count // self.batch_size)
-
-    def __iter__(self):
-        from torch.utils.data import DataLoader
-
-        generator = torch.Generator()
-        generator.manual_seed(self.seed * 1_000_003 + self.dataset.epoch)
-        loader = DataLoader(self.dataset, batch_size=self.batch_size, shuffle=self.shuffle, num_workers=self.workers,
-                            generator=generator, drop_last=self.drop_last)
-        try:
-            for images, labels in loader:
-                yield images, labels.long()
-        finally:
-            self.dataset.epoch += 1

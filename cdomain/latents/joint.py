@@ -11,22 +11,19 @@ own optimiser, as in CompressAI). The synthesis ``g_s`` stays fixed: the bitstre
 CompressAI bitstreams of the same codec, and the optional distortion term keeps the tuned
 encoder compatible with the existing decoder. Combining the task loss with the codec's full
 rate-distortion loss diverged in the published experiments; a weighted rate term is the
-principled form (REFERENCES.md, "Learned latents").
+principled form (docs/references.md, "Learned latents").
 
-After every epoch the entropy coder tables are recomputed, validation accuracy is measured on
-eval-mode latents and the validation bpp on real bitstreams (and as estimated).
+Before every validation the entropy coder tables are recomputed, validation accuracy is measured
+on eval-mode latents and the validation bpp on real bitstreams (and as estimated).
 """
 
 from __future__ import annotations
 
-import time
 from dataclasses import dataclass
-from typing import Callable
 
 import numpy as np
 import torch
 from torch import nn
-from tqdm import tqdm
 
 from cdomain.latents.codecs import refresh_entropy_tables
 from cdomain.latents.encode import compress, forward_latents, pad_images
@@ -86,125 +83,88 @@ def _step_loss(codec, classifier, images, labels, config: JointConfig, rng) -> d
     return {"loss": loss, "ce": ce, "bpp": bpp, "mse": mse, "logits": logits}
 
 
-@torch.no_grad()
-def evaluate_joint(codec, classifier, batches, device, config: JointConfig, *, progress: bool = False) -> dict:
-    """Accuracy on eval-mode latents, loss, estimated bpp and (optionally) real bitstream bpp."""
-    codec.eval()
-    classifier.eval()
-    refresh_entropy_tables(codec)
-    loss_sum = correct = seen = 0
-    bits = estimate = pixels = 0.0
-    for images, labels in tqdm(batches, desc="validate", leave=False, disable=not progress, unit="batch"):
-        images, labels = images.to(device), labels.to(device)
+class JointLearner:
+    """The encoder side of ``codec`` and ``classifier`` trained together (a learner of
+    :func:`cdomain.train.engine.fit`).
+
+    Training steps: the task optimiser (``optim``, with its schedule) on the classifier, Adam on
+    the codec's main parameters, and Adam on the entropy bottleneck's quantiles with the
+    auxiliary loss, as in CompressAI. Evaluation runs on eval-mode latents with fresh coder
+    tables and measures the real bitstream bpp (``compress``) beside the estimate.
+    """
+
+    def __init__(self, codec: nn.Module, classifier: nn.Module, config: JointConfig, optim: OptimConfig, *,
+                 steps_per_epoch: int, epochs: int, device: torch.device) -> None:
+        self.codec, self.classifier, self.config, self.device = codec.to(device), classifier.to(device), config, device
+        self.main, aux = encoder_parameters(codec)
+        self.optimizer, self.scheduler = build_optimizer(classifier, optim, steps_per_epoch, epochs)
+        self.codec_optimizer = torch.optim.Adam(self.main, lr=config.codec_lr)
+        self.aux_optimizer = torch.optim.Adam(aux, lr=config.aux_lr)
+        self.rng: np.random.Generator | None = None
+
+    def begin_epoch(self, epoch: int, training: bool) -> None:
+        self.codec.train(training)
+        self.classifier.train(training)
+        if training:
+            self.rng = np.random.default_rng([self.config.seed, epoch])
+        else:
+            refresh_entropy_tables(self.codec)
+
+    def train_batch(self, batch) -> dict[str, float]:
+        images, labels = batch[0].to(self.device), batch[1].to(self.device)
+        result = _step_loss(self.codec, self.classifier, images, labels, self.config, self.rng)
+        if not torch.isfinite(result["loss"]):
+            raise FloatingPointError(f"joint loss became {result['loss'].item()}; lower the learning rates")
+        for optimizer in (self.optimizer, self.codec_optimizer, self.aux_optimizer):
+            optimizer.zero_grad(set_to_none=True)
+        result["loss"].backward()
+        torch.nn.utils.clip_grad_norm_(self.main, 1.0)
+        self.optimizer.step()
+        self.codec_optimizer.step()
+        self.scheduler.step()
+        self.codec.aux_loss().backward()
+        self.aux_optimizer.step()
+        count = len(labels)
+        sums = {key: float(result[key].detach()) * count for key in ("loss", "ce", "bpp")}
+        sums.update(correct=float((result["logits"].argmax(1) == labels).sum()), count=float(count))
+        return sums
+
+    @torch.no_grad()
+    def eval_batch(self, batch) -> dict[str, float]:
+        images, labels = batch[0].to(self.device), batch[1].to(self.device)
         height, width = images.shape[-2:]
         padded, _ = pad_images(images)
-        out = forward_latents(codec, padded, training=False)
-        logits = classifier(*_task_inputs(out, config, None))
-        loss_sum += float(nn.functional.cross_entropy(logits, labels, reduction="sum"))
-        correct += int((logits.argmax(1) == labels).sum())
-        seen += len(labels)
-        estimate += float(out["bits"].sum())
-        pixels += len(images) * height * width
-        if config.bitstreams:
-            bits += float(compress(codec, images.cpu() if device.type != "cpu" else images).bits.sum())
-    return {
-        "loss": loss_sum / max(1, seen),
-        "acc": 100.0 * correct / max(1, seen),
-        "bpp": bits / pixels if config.bitstreams and pixels else None,
-        "likelihood_bpp": estimate / max(1.0, pixels),
-        "images": seen,
-    }
+        out = forward_latents(self.codec, padded, training=False)
+        logits = self.classifier(*_task_inputs(out, self.config, None))
+        sums = {"loss": float(nn.functional.cross_entropy(logits, labels, reduction="sum")),
+                "correct": float((logits.argmax(1) == labels).sum()), "count": float(len(labels)),
+                "estimate": float(out["bits"].sum()), "pixels": float(len(images) * height * width)}
+        if self.config.bitstreams:
+            sums["bits"] = float(compress(self.codec, images.cpu() if self.device.type != "cpu" else images).bits.sum())
+        return sums
 
+    def summarize(self, sums: dict[str, float], training: bool) -> dict[str, float]:
+        count = max(1.0, sums["count"])
+        metrics = {"loss": sums["loss"] / count, "acc": 100.0 * sums.get("correct", 0.0) / count,
+                   "images": int(sums["count"])}
+        if training:
+            metrics.update(ce=sums.get("ce", 0.0) / count, bpp=sums.get("bpp", 0.0) / count)
+        else:
+            pixels = sums.get("pixels", 0.0)
+            metrics["bpp"] = sums["bits"] / pixels if "bits" in sums and pixels else None
+            metrics["likelihood_bpp"] = sums.get("estimate", 0.0) / max(1.0, pixels)
+        return metrics
 
-def fit_joint(
-    codec: nn.Module,
-    classifier: nn.Module,
-    train_batches,
-    val_batches,
-    *,
-    epochs: int,
-    optim: OptimConfig = OptimConfig(),
-    config: JointConfig = JointConfig(),
-    device: torch.device | str = "cpu",
-    progress: bool = True,
-    on_epoch_end: Callable[[int, dict], None] | None = None,
-) -> list[dict]:
-    """Fine-tune ``codec`` (encoder side) and ``classifier`` together on image batches.
+    @property
+    def lr(self) -> float:
+        return self.optimizer.param_groups[0]["lr"]
 
-    ``train_batches``/``val_batches`` yield ``(images [B, 3, H, W] in [0, 1], labels)``
-    (:class:`cdomain.latents.images.ImageLoader`). Returns one record per epoch with training
-    loss, cross-entropy, estimated bpp and accuracy, and validation loss, accuracy, real and
-    estimated bpp. The codec's entropy tables are current after every epoch, so
-    ``on_epoch_end`` can save it with :func:`cdomain.latents.codecs.save_codec`.
-    """
-    device = torch.device(device)
-    codec.to(device)
-    classifier.to(device)
-    frozen_decoder = {name: p.requires_grad for name, p in codec.named_parameters() if name.startswith("g_s.")}
-    main, aux = encoder_parameters(codec)
-    optimizer, scheduler = build_optimizer(classifier, optim, len(train_batches), epochs)
-    codec_optimizer = torch.optim.Adam(main, lr=config.codec_lr)
-    aux_optimizer = torch.optim.Adam(aux, lr=config.aux_lr)
-    try:
-        return _fit_joint(codec, classifier, train_batches, val_batches, epochs, optimizer, scheduler, codec_optimizer,
-                          aux_optimizer, main, config, device, progress, on_epoch_end)
-    finally:
-        for name, parameter in codec.named_parameters():
-            if name in frozen_decoder:
-                parameter.requires_grad_(frozen_decoder[name])
+    def state_dict(self) -> dict:
+        return {"optimizer": self.optimizer.state_dict(), "scheduler": self.scheduler.state_dict(),
+                "codec_optimizer": self.codec_optimizer.state_dict(), "aux_optimizer": self.aux_optimizer.state_dict()}
 
-
-def _fit_joint(codec, classifier, train_batches, val_batches, epochs, optimizer, scheduler, codec_optimizer,
-               aux_optimizer, main, config, device, progress, on_epoch_end) -> list[dict]:
-    history = []
-    for epoch in range(1, epochs + 1):
-        start = time.perf_counter()
-        codec.train()
-        classifier.train()
-        rng = np.random.default_rng([config.seed, epoch])
-        sums = {"loss": 0.0, "ce": 0.0, "bpp": 0.0}
-        correct = seen = 0
-        bar = tqdm(train_batches, desc=f"joint epoch {epoch}/{epochs}", total=len(train_batches), leave=False,
-                   disable=not progress, unit="batch")
-        for images, labels in bar:
-            images, labels = images.to(device), labels.to(device)
-            result = _step_loss(codec, classifier, images, labels, config, rng)
-            if not torch.isfinite(result["loss"]):
-                raise FloatingPointError(f"joint loss became {result['loss'].item()}; lower the learning rates")
-            optimizer.zero_grad(set_to_none=True)
-            codec_optimizer.zero_grad(set_to_none=True)
-            aux_optimizer.zero_grad(set_to_none=True)
-            result["loss"].backward()
-            torch.nn.utils.clip_grad_norm_(main, 1.0)
-            optimizer.step()
-            codec_optimizer.step()
-            scheduler.step()
-            codec.aux_loss().backward()
-            aux_optimizer.step()
-            count = len(labels)
-            for key in sums:
-                sums[key] += float(result[key].detach()) * count
-            correct += int((result["logits"].argmax(1) == labels).sum())
-            seen += count
-            bar.set_postfix(ce=f"{sums['ce'] / seen:.3f}", bpp=f"{sums['bpp'] / seen:.3f}",
-                            acc=f"{100 * correct / seen:.1f}%")
-        train_seconds = time.perf_counter() - start
-        val = evaluate_joint(codec, classifier, val_batches, device, config, progress=progress)
-        record = {
-            "epoch": epoch,
-            "train_loss": sums["loss"] / max(1, seen),
-            "train_ce": sums["ce"] / max(1, seen),
-            "train_bpp": sums["bpp"] / max(1, seen),
-            "train_acc": 100.0 * correct / max(1, seen),
-            "val_loss": val["loss"],
-            "val_acc": val["acc"],
-            "val_bpp": val["bpp"],
-            "val_likelihood_bpp": val["likelihood_bpp"],
-            "lr": optimizer.param_groups[0]["lr"],
-            "seconds": time.perf_counter() - start,
-            "train_images_per_second": seen / max(train_seconds, 1e-9),
-        }
-        history.append(record)
-        if on_epoch_end is not None:
-            on_epoch_end(epoch, record)
-    return history
+    def load_state_dict(self, state: dict) -> None:
+        self.optimizer.load_state_dict(state["optimizer"])
+        self.scheduler.load_state_dict(state["scheduler"])
+        self.codec_optimizer.load_state_dict(state["codec_optimizer"])
+        self.aux_optimizer.load_state_dict(state["aux_optimizer"])

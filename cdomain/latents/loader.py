@@ -1,7 +1,7 @@
 """LatentLoader: batches of cached ``(y_hat, sigma_hat)`` latents and labels, like DCTLoader's.
 
 Augmentation follows the published texture experiments with cResNet on bmshj2018 latents
-(REFERENCES.md, "Learned latents"): latents resized to 32x32, then a random 28x28 crop and a
+(docs/references.md, "Learned latents"): latents resized to 32x32, then a random 28x28 crop and a
 random horizontal flip for training; for evaluation the same resize and a centre crop. The same
 resize, crop and flip apply to ``y_hat`` and ``sigma_hat``. Resizing is bilinear, so resized
 ``y_hat`` is no longer integral (nearest keeps it so: ``mode="nearest"``).
@@ -10,14 +10,14 @@ resize, crop and flip apply to ``y_hat`` and ``sigma_hat``. Resizing is bilinear
 from __future__ import annotations
 
 import os
-from typing import Iterator
 
 import numpy as np
 import torch
 import torch.nn.functional as F
-from torch.utils.data import DataLoader, Dataset
 
+from cdomain.data.base_loader import EpochLoader, SampleDataset
 from cdomain.latents.cache import LatentCache
+from cdomain.models.spec import InputSpec
 
 #: Published latent augmentation: resize to 32x32, crop 28x28 (random when training).
 RESIZE, CROP = 32, 28
@@ -71,7 +71,7 @@ def random_params(rng: np.random.Generator, size: tuple[int, int], resize: int |
     return offsets, flips
 
 
-class LatentDataset(Dataset):
+class LatentDataset(SampleDataset):
     """Cached latents with the loader's augmentation; ``(y_hat, sigma_hat), label`` per sample."""
 
     def __init__(self, cache: LatentCache, *, resize, crop, augment: bool, flip: bool, seed: int, mode: str) -> None:
@@ -82,7 +82,16 @@ class LatentDataset(Dataset):
     def __len__(self) -> int:
         return len(self.cache)
 
-    def __getitem__(self, index: int):
+    def describe(self, index: int) -> str:
+        return f"{self.cache.directory} sample {index}"
+
+    def collate(self, items):
+        y_hat = torch.stack([item[0][0] for item in items])
+        sigma_hat = torch.stack([item[0][1] for item in items])
+        labels = torch.tensor([item[1] for item in items], dtype=torch.long)
+        return (y_hat, sigma_hat), labels
+
+    def load(self, index: int):
         y_hat, sigma_hat, label = self.cache[index]
         offsets = flips = None
         if self.augment:
@@ -93,14 +102,7 @@ class LatentDataset(Dataset):
         return (y_hat[0], sigma_hat[0]), label
 
 
-def _collate(batch):
-    y_hat = torch.stack([item[0][0] for item in batch])
-    sigma_hat = torch.stack([item[0][1] for item in batch])
-    labels = torch.tensor([item[1] for item in batch], dtype=torch.long)
-    return (y_hat, sigma_hat), labels
-
-
-class LatentLoader:
+class LatentLoader(EpochLoader):
     """Batches ``((y_hat, sigma_hat), labels)`` from a latent cache (``cdomain-prepare latents``).
 
     Args:
@@ -135,15 +137,13 @@ class LatentLoader:
         drop_last: bool = False,
         mode: str = "bilinear",
     ) -> None:
-        if batch_size < 1:
-            raise ValueError(f"batch_size must be >= 1, got {batch_size}")
         if crop is not None and resize is not None and crop > resize:
             raise ValueError(f"crop ({crop}) must not exceed resize ({resize})")
         self.cache = cache if isinstance(cache, LatentCache) else LatentCache(cache)
         augment = (self.cache.index.get("split") == "train") if augment is None else augment
-        self.batch_size, self.workers, self.seed, self.drop_last = batch_size, workers, seed, drop_last
-        self.shuffle = augment if shuffle is None else shuffle
-        self.dataset = LatentDataset(self.cache, resize=resize, crop=crop, augment=augment, flip=flip, seed=seed, mode=mode)
+        dataset = LatentDataset(self.cache, resize=resize, crop=crop, augment=augment, flip=flip, seed=seed, mode=mode)
+        super().__init__(dataset, batch_size=batch_size, shuffle=augment if shuffle is None else shuffle, seed=seed,
+                         workers=workers, drop_last=drop_last)
 
     @property
     def classes(self) -> tuple[str, ...]:
@@ -158,33 +158,12 @@ class LatentLoader:
         return self.cache.latent_channels
 
     @property
-    def input_spec(self) -> dict:
-        """What the batches contain, in the form models record as their expected input."""
+    def input_spec(self) -> InputSpec:
+        """What the batches contain, in the form models declare their expected input."""
         m = self.latent_channels
-        return {"input": "latent", "layout": "latent", "fbs": None, "channels": (m, m)}
+        return InputSpec("latent", "latent", None, (m, m), (16, 16))
 
     @property
     def bpp(self) -> dict:
         """Mean real (bitstream) and estimated (likelihood) bits per pixel of the cached images."""
         return {"bpp": self.cache.index.get("bpp"), "likelihood_bpp": self.cache.index.get("likelihood_bpp")}
-
-    @property
-    def epoch(self) -> int:
-        return self.dataset.epoch
-
-    def set_epoch(self, epoch: int) -> None:
-        self.dataset.epoch = int(epoch)
-
-    def __len__(self) -> int:
-        count = len(self.cache)
-        return count // self.batch_size if self.drop_last else -(-count // self.batch_size)
-
-    def __iter__(self) -> Iterator[tuple[tuple[torch.Tensor, torch.Tensor], torch.Tensor]]:
-        generator = torch.Generator()
-        generator.manual_seed(self.seed * 1_000_003 + self.dataset.epoch)
-        loader = DataLoader(self.dataset, batch_size=self.batch_size, shuffle=self.shuffle, num_workers=self.workers,
-                            collate_fn=_collate, generator=generator, drop_last=self.drop_last)
-        try:
-            yield from loader
-        finally:
-            self.dataset.epoch += 1

@@ -1,17 +1,29 @@
-"""Training and evaluation loops for classifiers on any cdomain input (one or several tensors)."""
+"""The one epoch loop (:func:`fit`) and the learner it drives.
+
+A *learner* knows what one training step and one evaluation step are: :class:`Learner` is a
+network, a task (:mod:`cdomain.train.tasks`), an optimiser and a per-step schedule; joint codec
+fine-tuning (:class:`cdomain.latents.joint.JointLearner`) is another learner over the same loop.
+Steps return metric *sums*, which :func:`run_epoch` adds over batches and over ranks (under
+``torchrun``) before the learner turns them into metrics.
+
+Optimiser and schedule: SGD with Nesterov momentum 0.9 (or AdamW), weight decay on weights but
+not on biases and norms, a linear warm-up from lr/10, then cosine decay to zero, stepped per
+batch.
+"""
 
 from __future__ import annotations
 
 import math
 import time
 from dataclasses import dataclass
-from typing import Callable, Iterable
+from typing import Any, Callable, Iterable
 
 import torch
 from torch import nn
 from tqdm import tqdm
 
 from cdomain.train.distributed import all_reduce_sum
+from cdomain.train.tasks import Task
 
 OPTIMIZERS = ("sgd", "adamw")
 
@@ -55,117 +67,131 @@ def build_optimizer(model: nn.Module, config: OptimConfig, steps_per_epoch: int,
     return optimizer, torch.optim.lr_scheduler.LambdaLR(optimizer, factor)
 
 
-def _to_device(inputs, device: torch.device) -> tuple[torch.Tensor, ...]:
+def to_device(inputs: Any, device: torch.device) -> tuple[torch.Tensor, ...]:
+    """The input tensor(s) of a batch on ``device``, as a tuple for ``model(*inputs)``."""
     parts = inputs if isinstance(inputs, (tuple, list)) else (inputs,)
     return tuple(part.to(device, non_blocking=True) for part in parts)
 
 
-def train_one_epoch(
-    model: nn.Module,
-    batches: Iterable,
-    optimizer: torch.optim.Optimizer,
-    scheduler,
-    device: torch.device,
-    *,
-    description: str = "train",
-    progress: bool = True,
-    total: int | None = None,
-) -> dict:
-    """One pass of SGD over ``batches`` of ``(inputs, labels)``; returns loss, accuracy, timing."""
-    model.train()
-    criterion = nn.CrossEntropyLoss()
-    loss_sum, correct, seen = 0.0, 0, 0
-    start = time.perf_counter()
-    bar = tqdm(batches, desc=description, total=total, leave=False, disable=not progress, unit="batch")
-    for inputs, labels in bar:
-        parts, labels = _to_device(inputs, device), labels.to(device)
-        logits = model(*parts)
-        loss = criterion(logits, labels)
+class Evaluator:
+    """Evaluation steps of a network on a task (the part of a learner that sweeps need)."""
+
+    def __init__(self, model: nn.Module, task: Task, device: torch.device) -> None:
+        self.model, self.task, self.device = model, task, device
+
+    def begin_epoch(self, epoch: int, training: bool) -> None:
+        self.model.train(training)
+
+    @torch.no_grad()
+    def eval_batch(self, batch) -> dict[str, float]:
+        inputs, targets = batch
+        outputs = self.model(*to_device(inputs, self.device))
+        return self.task.loss(outputs, targets.to(self.device))[1]
+
+    def summarize(self, sums: dict[str, float], training: bool) -> dict[str, float]:
+        return self.task.summarize(sums)
+
+
+class Learner(Evaluator):
+    """A network trained on a task with one optimiser and a per-step schedule.
+
+    ``model`` may be a DistributedDataParallel wrapper; ``module`` is the network itself.
+    """
+
+    def __init__(self, model: nn.Module, task: Task, optim: OptimConfig, *, steps_per_epoch: int, epochs: int,
+                 device: torch.device, module: nn.Module | None = None) -> None:
+        super().__init__(model, task, device)
+        self.module = module if module is not None else model
+        self.optimizer, self.scheduler = build_optimizer(self.module, optim, steps_per_epoch, epochs)
+
+    def train_batch(self, batch) -> dict[str, float]:
+        inputs, targets = batch
+        outputs = self.model(*to_device(inputs, self.device))
+        loss, sums = self.task.loss(outputs, targets.to(self.device))
         if not torch.isfinite(loss):
-            raise FloatingPointError(f"training loss became {loss.item()}; lower the learning rate")
-        optimizer.zero_grad(set_to_none=True)
+            raise FloatingPointError(f"training loss became {loss.item()}; lower the learning rate (--lr)")
+        self.optimizer.zero_grad(set_to_none=True)
         loss.backward()
-        optimizer.step()
-        scheduler.step()
-        count = labels.numel()
-        loss_sum += loss.item() * count
-        correct += int((logits.argmax(1) == labels).sum())
-        seen += count
-        bar.set_postfix(loss=f"{loss_sum / seen:.3f}", acc=f"{100 * correct / seen:.1f}%")
+        self.optimizer.step()
+        self.scheduler.step()
+        return sums
+
+    @property
+    def lr(self) -> float:
+        return self.optimizer.param_groups[0]["lr"]
+
+    def state_dict(self) -> dict:
+        """Optimiser and schedule state, for the per-epoch committed run state."""
+        return {"optimizer": self.optimizer.state_dict(), "scheduler": self.scheduler.state_dict()}
+
+    def load_state_dict(self, state: dict) -> None:
+        self.optimizer.load_state_dict(state["optimizer"])
+        self.scheduler.load_state_dict(state["scheduler"])
+
+
+def evaluate(model: nn.Module, task: Task, batches, device: torch.device, *, progress: bool = False) -> dict:
+    """The task's metrics of ``model`` over ``batches`` (no training)."""
+    return run_epoch(Evaluator(model.to(device), task, device), batches, training=False, description="eval",
+                     progress=progress)[0]
+
+
+def run_epoch(learner, batches: Iterable, *, training: bool, epoch: int = 0, description: str = "",
+              progress: bool = False) -> tuple[dict[str, float], float]:
+    """One pass over ``batches``; returns the learner's metrics and the seconds it took."""
+    learner.begin_epoch(epoch, training)
+    step = learner.train_batch if training else learner.eval_batch
+    grad = torch.enable_grad() if training else torch.no_grad()
+    sums: dict[str, float] = {}
+    start = time.perf_counter()
+    bar = tqdm(batches, desc=description, total=len(batches), leave=False, disable=not progress, unit="batch")
+    for batch in bar:
+        with grad:
+            result = step(batch)
+        for key, value in result.items():
+            sums[key] = sums.get(key, 0.0) + value
+        if progress and sums.get("count"):
+            bar.set_postfix(loss=f"{sums['loss'] / sums['count']:.3f}")
     seconds = time.perf_counter() - start
-    loss_sum, correct, seen = all_reduce_sum([loss_sum, correct, seen], device)
-    return {
-        "loss": loss_sum / max(1, seen),
-        "acc": 100.0 * correct / max(1, seen),
-        "images": int(seen),
-        "seconds": seconds,
-    }
-
-
-@torch.no_grad()
-def evaluate(
-    model: nn.Module,
-    batches: Iterable,
-    device: torch.device,
-    *,
-    description: str = "eval",
-    progress: bool = True,
-    total: int | None = None,
-) -> dict:
-    """Loss and top-1 accuracy (percent) of ``model`` over ``batches``."""
-    model.eval()
-    criterion = nn.CrossEntropyLoss(reduction="sum")
-    loss_sum, correct, seen = 0.0, 0, 0
-    for inputs, labels in tqdm(batches, desc=description, total=total, leave=False, disable=not progress, unit="batch"):
-        parts, labels = _to_device(inputs, device), labels.to(device)
-        logits = model(*parts)
-        loss_sum += float(criterion(logits, labels))
-        correct += int((logits.argmax(1) == labels).sum())
-        seen += labels.numel()
-    loss_sum, correct, seen = all_reduce_sum([loss_sum, correct, seen], device)
-    return {"loss": loss_sum / max(1, seen), "acc": 100.0 * correct / max(1, seen), "images": int(seen)}
+    keys = sorted(sums)  # every rank has the same batch count (DistributedSampler pads), so the same keys
+    sums = dict(zip(keys, all_reduce_sum([sums[key] for key in keys], learner.device)))
+    sums.setdefault("count", 0.0)
+    sums.setdefault("loss", 0.0)
+    return learner.summarize(sums, training), seconds
 
 
 def fit(
-    model: nn.Module,
+    learner,
     train_batches,
     val_batches,
     *,
     epochs: int,
-    optim: OptimConfig,
-    device: torch.device,
-    progress: bool = True,
+    first_epoch: int = 1,
+    epoch_offset: int = 0,
+    progress: bool = False,
+    name: str = "",
     on_epoch_end: Callable[[int, dict], None] | None = None,
-    train_loop: Callable = train_one_epoch,
-    eval_loop: Callable = evaluate,
-    train_metrics: tuple[str, ...] = ("acc",),
-    val_metrics: tuple[str, ...] = ("acc",),
 ) -> list[dict]:
-    """Train for ``epochs`` epochs, evaluating after each; returns one metrics dict per epoch.
+    """Train ``learner`` from ``first_epoch`` to ``epochs``, validating after each epoch.
 
-    ``train_loop``/``eval_loop`` are the task's loops (classification by default, see
-    :mod:`cdomain.train.counting` for density maps); ``train_metrics``/``val_metrics`` name the
-    entries of their results recorded as ``train_<name>`` / ``val_<name>`` beside the losses.
+    ``train_batches.set_epoch(epoch_offset + epoch)`` seeds each epoch's shuffle and
+    augmentation, so a resumed run sees the batches an uninterrupted one would. Each record
+    holds ``epoch``, ``train_<metric>`` and ``val_<metric>`` for the learner's metrics, ``lr``,
+    ``seconds`` and ``train_images_per_second``; ``on_epoch_end(epoch, record)`` is called after
+    every epoch (to log and commit it).
     """
-    model.to(device)
-    optimizer, scheduler = build_optimizer(model, optim, len(train_batches), epochs)
     history = []
-    for epoch in range(1, epochs + 1):
+    for epoch in range(first_epoch, epochs + 1):
         start = time.perf_counter()
-        train = train_loop(
-            model, train_batches, optimizer, scheduler, device,
-            description=f"epoch {epoch}/{epochs}", progress=progress, total=len(train_batches),
-        )
-        val = eval_loop(model, val_batches, device, description="validate", progress=progress, total=len(val_batches))
-        record = {"epoch": epoch, "train_loss": train["loss"]}
-        record.update({f"train_{name}": train[name] for name in train_metrics})
-        record["val_loss"] = val["loss"]
-        record.update({f"val_{name}": val[name] for name in val_metrics})
-        record.update(
-            lr=optimizer.param_groups[0]["lr"],
-            seconds=time.perf_counter() - start,
-            train_images_per_second=train["images"] / max(train["seconds"], 1e-9),
-        )
+        train_batches.set_epoch(epoch_offset + epoch)
+        label = f"{name} epoch {epoch}/{epochs}".strip()
+        train, train_seconds = run_epoch(learner, train_batches, training=True, epoch=epoch, description=label,
+                                         progress=progress)
+        val, _ = run_epoch(learner, val_batches, training=False, epoch=epoch, description="validate", progress=progress)
+        record: dict[str, Any] = {"epoch": epoch}
+        record.update({f"train_{key}": value for key, value in train.items() if key != "images"})
+        record.update({f"val_{key}": value for key, value in val.items() if key != "images"})
+        record.update(lr=learner.lr, seconds=time.perf_counter() - start,
+                      train_images_per_second=train.get("images", 0) / max(train_seconds, 1e-9))
         history.append(record)
         if on_epoch_end is not None:
             on_epoch_end(epoch, record)

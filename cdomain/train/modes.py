@@ -7,6 +7,7 @@
   one phase per quality; weights cascade from phase to phase while the optimizer state, the
   learning-rate schedule and the weight decay restart at every phase.
 - ``jpeg-aug``: one phase whose training images are each re-encoded at a random quality.
+- ``joint``: one phase in which a codec's encoder side trains with the network (latent input).
 """
 
 from __future__ import annotations
@@ -14,10 +15,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Sequence
 
-MODES = ("standard", "npt", "cpt", "jpeg-aug")
-
-#: The curriculum of the CPT study (crowd counting, REFERENCES.md).
-DEFAULT_CURRICULUM = (75, 60, 40, 30, 25, 20, 15, 10, 5, 1)
+from cdomain.train.config import DEFAULT_CURRICULUM, MODES
 
 
 @dataclass(frozen=True)
@@ -51,7 +49,7 @@ def plan_phases(
     curriculum: Sequence[int] = DEFAULT_CURRICULUM,
 ) -> list[Phase]:
     """The phases of ``mode``; ``epochs`` is per phase."""
-    if mode == "standard":
+    if mode in ("standard", "joint"):
         return [Phase("train", quality, quality, epochs)]
     if mode == "jpeg-aug":
         return [Phase("train", None, quality, epochs)]

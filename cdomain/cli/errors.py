@@ -1,0 +1,45 @@
+"""How every command reports a user error: one line naming the flag or file and the cause.
+
+Errors that are not the user's (bugs) are re-raised with their traceback.
+"""
+
+from __future__ import annotations
+
+import errno
+import sys
+from dataclasses import fields
+
+from cdomain.errors import CdomainError, ConfigError
+
+
+def option_text(option: str) -> str:
+    """A config option as its command-line flag (``batch_size`` -> ``--batch-size``)."""
+    from cdomain.train.config import TrainConfig
+
+    names = {item.name for item in fields(TrainConfig)}
+    return "--" + option.replace("_", "-") if option in names else option
+
+
+def message(error: BaseException, *, resumable: bool = False) -> str | None:
+    """The one-line message for a user error, or None if ``error`` is not one."""
+    if isinstance(error, ConfigError):
+        return f"{option_text(error.option)}: {error.message}"
+    if isinstance(error, OSError) and error.errno == errno.ENOSPC:
+        where = f" writing {error.filename}" if error.filename else ""
+        tail = "; every completed epoch is committed intact: free space, then --resume" if resumable else \
+            "; files already written are complete"
+        return f"no space left on the device{where}{tail}"
+    if isinstance(error, OSError) and error.filename:
+        return f"{error.filename}: {error.strerror or error}"
+    if isinstance(error, (CdomainError, ValueError, FloatingPointError, ImportError, OSError)):
+        return str(error)
+    return None
+
+
+def report(prog: str, error: BaseException, *, resumable: bool = False) -> int:
+    """Print ``prog: error: ...`` and return exit status 2, or re-raise a non-user error."""
+    text = message(error, resumable=resumable)
+    if text is None:
+        raise error
+    print(f"{prog}: error: {text}", file=sys.stderr)
+    return 2
