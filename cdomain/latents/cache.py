@@ -16,25 +16,38 @@ Latents are stored per sample, so images of different sizes can share a shard. `
 stored as int16 when it is integral (bmshj2018: rounded y), else float32; ``sigma_hat`` as
 float32. ``bits`` is the real bitstream size per image from ``compress()`` (NaN when skipped),
 ``likelihood_bits`` the estimate from the likelihoods.
+
+The shard size is a writing detail, not part of a cache's identity: a rerun with another
+``shard_size`` keeps (or resumes) an existing cache in the layout it was written with, and readers
+locate samples from the ``start``/``count`` of each shard entry in ``index.json``.
+
+Reading never trusts the files: an unreadable or inconsistent ``index.json`` (wrong types,
+zero counts, shards that do not tile the samples, a shard name that is not a plain file name
+inside the cache folder), a damaged shard or one missing a tensor raises :class:`CacheError`
+naming the file and the cause.
 """
 
 from __future__ import annotations
 
+import bisect
 import hashlib
 import json
 import math
+import operator
 import os
 import time
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import torch
-from safetensors import safe_open
+from safetensors import SafetensorError, safe_open
 from safetensors.torch import save as save_safetensors
 from tqdm import tqdm
 
 from cdomain.atomic import atomic_write
 from cdomain.data.folder import DataSource, SampleList, resolve_source
+from cdomain.errors import DataError
 from cdomain.latents.codecs import codec_config, ensure_entropy_tables
 from cdomain.latents.encode import compress, encode
 from cdomain.latents.images import load_rgb
@@ -43,8 +56,17 @@ FORMAT = "cdomain-latents-1"
 INDEX = "index.json"
 
 
-class CacheError(ValueError):
-    """A latent cache that does not fit the request (other codec or data) or is unreadable."""
+class CacheError(DataError):
+    """A latent cache that does not fit the request (other codec or data) or is unreadable;
+    names the file and the cause."""
+
+
+class MissingCacheError(CacheError, FileNotFoundError):
+    """A cache folder without ``index.json`` (caught by ``except FileNotFoundError`` too)."""
+
+
+class CacheIndexError(CacheError, IndexError):
+    """A sample index outside the cache (an ``IndexError`` too, so sequence iteration stops)."""
 
 
 def shard_name(number: int) -> str:
@@ -72,17 +94,69 @@ def samples_fingerprint(samples: SampleList) -> str:
 
 
 def read_index(directory: str | os.PathLike[str]) -> dict:
-    """The ``index.json`` of a cache directory."""
+    """The ``index.json`` of a cache directory (a JSON object of this cache format)."""
     path = Path(directory) / INDEX
     try:
-        index = json.loads(path.read_text())
+        index = json.loads(path.read_text(encoding="utf-8"))
     except FileNotFoundError:
-        raise FileNotFoundError(f"{path}: no latent cache index (run cdomain-prepare latents first)") from None
-    except (OSError, ValueError) as error:
+        raise MissingCacheError(f"{path}: no latent cache index (run cdomain-prepare latents first)") from None
+    except (OSError, ValueError, RecursionError) as error:  # JSONDecodeError, UnicodeDecodeError: ValueErrors
         raise CacheError(f"{path}: unreadable latent cache index ({error})") from error
+    if not isinstance(index, dict):
+        raise CacheError(f"{path}: not a cdomain latent cache (a JSON {type(index).__name__}, not an object)")
     if index.get("format") != FORMAT:
         raise CacheError(f"{path}: not a cdomain latent cache (format {index.get('format')!r})")
     return index
+
+
+def _is_int(value: Any) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool)
+
+
+def _shard_file(directory: Path, name: Any, where: str) -> Path:
+    """``directory / name`` for a shard name read from ``index.json``: a plain file name only."""
+    if not isinstance(name, str) or not name or name in (".", "..") or "/" in name or "\\" in name \
+            or "\0" in name or os.path.isabs(name) or Path(name).name != name:
+        raise CacheError(f"{where}: shard file {name!r} is not a plain file name inside the cache folder")
+    return directory / name
+
+
+def _check_index(directory: Path, index: dict) -> list[tuple[Path, int, int]]:
+    """Check the fields :class:`LatentCache` uses; return ``(file, start, count)`` per shard."""
+    where = str(directory / INDEX)
+
+    def field(name: str, check, expected: str):
+        value = index.get(name)
+        if not check(value):
+            raise CacheError(f"{where}: field {name!r} must be {expected}, got {value!r:.80}")
+        return value
+
+    total = field("num_samples", lambda v: _is_int(v) and v >= 1, "a positive integer")
+    field("latent_channels", lambda v: _is_int(v) and v >= 1, "a positive integer")
+    field("shard_size", lambda v: _is_int(v) and v >= 1, "a positive integer")
+    field("classes", lambda v: isinstance(v, list) and all(isinstance(c, str) for c in v), "a list of class names")
+    field("split", lambda v: v is None or isinstance(v, str), "a split name or null")
+    for name in ("bpp", "likelihood_bpp"):
+        field(name, lambda v: v is None or (isinstance(v, (int, float)) and not isinstance(v, bool)),
+              "a number or null")
+    entries = field("shards", lambda v: isinstance(v, list) and len(v) >= 1, "a non-empty list of shards")
+    shards, expected_start = [], 0
+    for number, entry in enumerate(entries):
+        if not isinstance(entry, dict):
+            raise CacheError(f"{where}: shard entry {number} must be an object, got {entry!r:.80}")
+        path = _shard_file(directory, entry.get("file"), where)
+        start, count = entry.get("start"), entry.get("count")
+        if not (_is_int(start) and _is_int(count)) or count < 1:
+            raise CacheError(f"{where}: shard {path.name}: start and count must be integers, count >= 1 "
+                             f"(got start {start!r:.40}, count {count!r:.40})")
+        if start != expected_start:
+            raise CacheError(f"{where}: shard {path.name} starts at sample {start}, expected {expected_start} "
+                             f"(shards must cover the samples in order, without gaps or overlaps)")
+        expected_start = start + count
+        shards.append((path, start, count))
+    if expected_start != total:
+        raise CacheError(f"{where}: shards hold {expected_start} samples, num_samples is {total}")
+    return shards
 
 
 def _shard_metadata(path: Path) -> dict | None:
@@ -152,6 +226,10 @@ def write_latents(
     holding a cache for another codec or other samples raises :class:`CacheError` unless
     ``overwrite``. ``bitstreams=False`` skips ``compress()`` (no real bpp, faster). Returns the
     index that is also written to ``output/index.json``.
+
+    ``shard_size`` applies to a new cache only: an existing cache of the same codec and samples
+    keeps the shard size it was written with (resumed in it when incomplete), and a complete,
+    intact one is returned as it is, without encoding or rewriting anything.
     """
     if shard_size < 1 or batch_size < 1:
         raise ValueError("shard_size and batch_size must be >= 1")
@@ -163,19 +241,26 @@ def write_latents(
     config = codec_config(model)
     fingerprints = {"codec": codec_fingerprint(model), "samples": samples_fingerprint(samples)}
     total = len(samples)
-    shards = [(number, start, min(start + shard_size, total)) for number, start in enumerate(range(0, total, shard_size))]
     index_path = output / INDEX
+    existing: dict = {}
     if index_path.exists() and not overwrite:
         try:
-            existing = json.loads(index_path.read_text())
-        except (OSError, ValueError):
+            existing = json.loads(index_path.read_text(encoding="utf-8"))
+        except (OSError, ValueError, RecursionError):  # damaged: rewritten like a damaged shard
             existing = {}
-        if existing.get("fingerprints", fingerprints) != fingerprints or existing.get("shard_size", shard_size) != shard_size:
+        if not isinstance(existing, dict):
+            existing = {}
+        if existing.get("fingerprints", fingerprints) != fingerprints:
+            codec = existing.get("codec")
+            named = (codec.get("checkpoint") if isinstance(codec, dict) else None) or codec
             raise CacheError(
-                f"{output}: holds latents of another codec, data set or shard size "
-                f"({existing.get('codec', {}).get('checkpoint') or existing.get('codec')}); "
+                f"{output}: holds latents of another codec or data set ({named!r:.200}); "
                 f"use another output folder or overwrite it"
             )
+        # the shard size is a writing detail: keep (or resume) the layout the cache was written with
+        if _is_int(existing.get("shard_size")) and existing["shard_size"] >= 1:
+            shard_size = existing["shard_size"]
+    shards = [(number, start, min(start + shard_size, total)) for number, start in enumerate(range(0, total, shard_size))]
     index = {
         "format": FORMAT,
         "codec": {**config, "checkpoint": codec_path},
@@ -199,6 +284,9 @@ def write_latents(
 
     done = [(n, a, b) for n, a, b in shards if valid(n, a, b)]
     index["shards"] = [{"file": shard_name(n), "start": a, "count": b - a} for n, a, b in done]
+    if existing.get("complete") is True and len(done) == len(shards) and \
+            all(existing.get(key) == index[key] for key in ("shards", "num_samples", "classes", "latent_channels")):
+        return existing  # complete and intact: nothing to encode or rewrite
     atomic_write(index_path, json.dumps(index, indent=1))
     todo = [shard for shard in shards if shard not in done]
     started = time.perf_counter()
@@ -223,32 +311,54 @@ def _summary(output: Path, index: dict) -> dict:
     """Mean real and estimated bpp over the cache (pixels of the unpadded images)."""
     bits, estimate, pixels = [], [], []
     for entry in index["shards"]:
-        with safe_open(str(output / entry["file"]), framework="pt") as handle:
-            bits.append(handle.get_tensor("bits"))
-            estimate.append(handle.get_tensor("likelihood_bits"))
-            pixels.append(handle.get_tensor("image_size").prod(1).double())
+        path = output / entry["file"]
+        try:
+            with safe_open(str(path), framework="pt") as handle:
+                bits.append(handle.get_tensor("bits"))
+                estimate.append(handle.get_tensor("likelihood_bits"))
+                pixels.append(handle.get_tensor("image_size").prod(1).double())
+        except (OSError, SafetensorError) as error:
+            raise CacheError(f"{path}: unreadable latent shard ({error})") from error
     bits, estimate, pixels = torch.cat(bits), torch.cat(estimate), torch.cat(pixels)
     real = float((bits / pixels).mean()) if not torch.isnan(bits).any() else None
     return {"bpp": real, "likelihood_bpp": float((estimate / pixels).mean())}
 
 
 class LatentCache:
-    """Random access to a complete cache: ``cache[i] -> (y_hat, sigma_hat, label)`` as float32."""
+    """Random access to a complete cache: ``cache[i] -> (y_hat, sigma_hat, label)`` as float32.
+
+    Opening checks ``index.json`` and every shard's header, metadata and labels; reading a sample
+    checks its tensors. Any problem raises :class:`CacheError` naming the file and the cause.
+    """
 
     def __init__(self, directory: str | os.PathLike[str]) -> None:
         self.directory = Path(directory)
         self.index = read_index(self.directory)
-        if not self.index.get("complete"):
+        if self.index.get("complete") is not True:
             raise CacheError(f"{self.directory}: latent cache is incomplete; rerun cdomain-prepare latents to finish it")
+        shards = _check_index(self.directory, self.index)
         self.shard_size = int(self.index["shard_size"])
-        self.files = [self.directory / entry["file"] for entry in self.index["shards"]]
-        self._handles: dict[int, object] = {}
+        self.files = [path for path, _, _ in shards]
+        self.starts = [start for _, start, _ in shards]
+        self.counts = [count for _, _, count in shards]
+        self._handles: dict[int, tuple[Any, frozenset]] = {}
+        fingerprints = self.index.get("fingerprints")
         labels = []
         for number, path in enumerate(self.files):
-            if not path.exists():
+            if not path.is_file():
                 raise CacheError(f"{path}: shard listed in {INDEX} is missing")
-            labels.append(self._handle(number).get_tensor("labels"))
-        self.labels = torch.cat(labels) if labels else torch.empty(0, dtype=torch.int64)
+            meta = self._metadata(number)
+            expected = f"{self.starts[number]}:{self.starts[number] + self.counts[number]}"
+            if meta.get("range") != expected:
+                raise CacheError(f"{path}: shard holds samples {meta.get('range')!r}, {INDEX} lists {expected}")
+            if isinstance(fingerprints, dict) and any(meta.get(k) != fingerprints.get(k) for k in ("codec", "samples")):
+                raise CacheError(f"{path}: shard was written for another codec or data set than {INDEX} names")
+            labels.append(self._tensor(number, "labels", (self.counts[number],), (torch.int64,)))
+        self.labels = torch.cat(labels)
+        bad = (self.labels < -1) | (self.labels >= len(self.classes))  # -1: unlabelled file list
+        if bad.any():
+            raise CacheError(f"{self.directory}: label {int(self.labels[bad][0])} does not index the "
+                             f"{len(self.classes)} classes of {INDEX}")
 
     def __len__(self) -> int:
         return int(self.index["num_samples"])
@@ -262,28 +372,69 @@ class LatentCache:
         return int(self.index["latent_channels"])
 
     def _handle(self, number: int):
-        handle = self._handles.get(number)
-        if handle is None:
-            handle = safe_open(str(self.files[number]), framework="pt")
-            self._handles[number] = handle
-        return handle
+        return self._open(number)[0]
+
+    def _open(self, number: int) -> tuple[Any, frozenset]:
+        """The open shard ``number`` and the names of its tensors."""
+        opened = self._handles.get(number)
+        if opened is None:
+            try:
+                handle = safe_open(str(self.files[number]), framework="pt")
+                opened = (handle, frozenset(handle.keys()))
+            except (OSError, SafetensorError) as error:
+                raise CacheError(f"{self.files[number]}: unreadable latent shard ({error})") from error
+            self._handles[number] = opened
+        return opened
+
+    def _metadata(self, number: int) -> dict:
+        try:
+            meta = self._handle(number).metadata() or {}
+        except (OSError, SafetensorError) as error:
+            raise CacheError(f"{self.files[number]}: unreadable latent shard metadata ({error})") from error
+        if meta.get("format") != FORMAT:
+            raise CacheError(f"{self.files[number]}: not a cdomain latent shard (format {meta.get('format')!r})")
+        return meta
+
+    def _tensor(self, number: int, key: str, shape: tuple | None = None, dtypes: tuple = ()) -> torch.Tensor:
+        """Tensor ``key`` of shard ``number``, checked against ``shape`` (None: any) and ``dtypes``."""
+        path = self.files[number]
+        handle, keys = self._open(number)
+        if key not in keys:
+            raise CacheError(f"{path}: shard has no tensor {key!r}")
+        try:
+            tensor = handle.get_tensor(key)
+        except (OSError, SafetensorError) as error:
+            raise CacheError(f"{path}: cannot read tensor {key!r} ({error})") from error
+        if shape is not None and (tensor.dim() != len(shape) or
+                                  any(want is not None and have != want for have, want in zip(tensor.shape, shape))):
+            raise CacheError(f"{path}: tensor {key!r} has shape {tuple(tensor.shape)}, expected "
+                             f"{tuple('*' if want is None else want for want in shape)}")
+        if dtypes and tensor.dtype not in dtypes:
+            wanted = " or ".join(map(str, dtypes))
+            raise CacheError(f"{path}: tensor {key!r} has dtype {tensor.dtype}, expected {wanted}")
+        return tensor
 
     def __getstate__(self) -> dict:  # worker processes reopen the shards
         return {**self.__dict__, "_handles": {}}
 
     def __getitem__(self, index: int) -> tuple[torch.Tensor, torch.Tensor, int]:
+        index = operator.index(index)
         if not 0 <= index < len(self):
-            raise IndexError(index)
-        number, local = divmod(index, self.shard_size)
-        handle = self._handle(number)
-        y_hat = handle.get_tensor(f"y_hat.{local}").float()
-        sigma_hat = handle.get_tensor(f"sigma_hat.{local}").float()
-        return y_hat, sigma_hat, int(self.labels[index])
+            raise CacheIndexError(f"{self.directory}: sample {index} out of range (the cache holds {len(self)})")
+        number = bisect.bisect_right(self.starts, index) - 1
+        local = index - self.starts[number]
+        channels = self.latent_channels
+        y_hat = self._tensor(number, f"y_hat.{local}", (channels, None, None),
+                             (torch.int16, torch.float32, torch.float16, torch.bfloat16))
+        sigma_hat = self._tensor(number, f"sigma_hat.{local}", tuple(y_hat.shape), (torch.float32,))
+        return y_hat.float(), sigma_hat.float(), int(self.labels[index])
 
     def sizes(self) -> dict[str, np.ndarray]:
         """Per-sample ``bits``, ``likelihood_bits``, ``image_size`` and ``padding`` arrays."""
-        parts: dict[str, list] = {"bits": [], "likelihood_bits": [], "image_size": [], "padding": []}
-        for number in range(len(self.files)):
-            for key in parts:
-                parts[key].append(self._handle(number).get_tensor(key).numpy())
+        columns = {"bits": 1, "likelihood_bits": 1, "image_size": 2, "padding": 4}
+        parts: dict[str, list] = {key: [] for key in columns}
+        for number, count in enumerate(self.counts):
+            for key, width in columns.items():
+                shape = (count,) if width == 1 else (count, width)
+                parts[key].append(self._tensor(number, key, shape).numpy())
         return {key: np.concatenate(value) for key, value in parts.items()}
