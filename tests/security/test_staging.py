@@ -61,7 +61,7 @@ def test_stale_staging_is_removed_live_and_unrelated_kept(tmp_path, live_pid):
     unrelated = [
         make_folder(tmp_path / f".set-v1.{other_tag}-{dead}.abcd_123"),  # made on another host
         make_folder(tmp_path / f"{staging_prefix(tmp_path / 'other-v1', dead)}abcd_123"),  # another root
-        make_folder(tmp_path / f"{staging_prefix(tmp_path / 'set-v1.5', dead)}abcd_123"),  # a root that extends the name
+        make_folder(tmp_path / f"{staging_prefix(tmp_path / 'set-v1.5', dead)}abcd_123"),  # a longer root name
         make_folder(tmp_path / f"{staging_prefix(root, dead)[1:]}abcd_123"),  # not hidden
         make_folder(tmp_path / f"{staging_prefix(root, dead)}abcd_123.bak"),  # longer name
         make_folder(tmp_path / ".set-v1.abcd_123"),  # an older staging name without a pid
