@@ -279,6 +279,8 @@ def _validate(config: TrainConfig) -> None:
             raise ConfigError("crop", "latent input encodes whole images; crop the latents with --latent-crop")
     elif config.mode == "joint":
         raise ConfigError("mode", "joint fine-tunes a codec: it needs --input latent")
+    if config.mode == "npt" and config.init is None and not config.resume:
+        raise ConfigError("init", "--mode npt fine-tunes a checkpoint trained at the starting quality: pass --init")
     if config.mode in ("npt", "cpt") and config.target_quality is None and config.quality is None:
         raise ConfigError("target_quality", f"--mode {config.mode} needs the quality to end at")
     if config.mode == "cpt":

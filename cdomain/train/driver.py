@@ -130,8 +130,11 @@ class TrainingRun:
             raise ConfigError("model", f"{config.model}: {error}") from None
         spec = model.input_spec
         if spec.input != config.input or spec.task != self.task.model_task:
+            from cdomain.models import list_models_for
+
+            fitting = ", ".join(list_models_for(config.input, self.task.model_task))
             raise ConfigError("model", f"{config.model} is a {spec.task} model on {spec.input} input, not --task "
-                                       f"{config.task} --input {config.input}; see --list-models")
+                                       f"{config.task} --input {config.input}; models for that: {fitting}")
         return model, None
 
     # ------------------------------------------------------------------ run

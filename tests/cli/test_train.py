@@ -12,7 +12,7 @@ import yaml
 
 from cdomain import DCTLoader
 from cdomain.cli.train import main
-from cdomain.train.checkpoint import load_checkpoint
+from cdomain.checkpoint import load_checkpoint
 
 TINY = ["--data", "textures-tiny", "--epochs", "2", "--batch-size", "16", "--fbs", "8", "--quiet"]
 
@@ -24,7 +24,6 @@ def test_train_writes_checkpoint_config_and_metrics(tmp_path, capsys):
     assert "train epoch   2/2" in printed and "done in" in printed
     records = [json.loads(line) for line in (output / "metrics.jsonl").read_text().splitlines()]
     assert [r["epoch"] for r in records] == [1, 2]
-    assert all(0 <= r["val_acc"] <= 100 for r in records)
     config = yaml.safe_load((output / "config.yaml").read_text())
     assert config["fbs"] == 8 and config["model"] == "resnet_dct_small"
     assert not list(output.glob(".*.tmp"))  # no temporary files left behind
@@ -52,14 +51,12 @@ def test_yaml_config_and_flag_precedence(tmp_path):
 @pytest.mark.parametrize(
     "argv,message",
     [
-        (["--fbs", "0"], "--fbs must be in 1..64"),
-        (["--crop", "20"], "--crop must be a positive multiple of 16"),
         (["--input", "pixels"], "invalid choice"),
-        (["--epochs", "0"], "--epochs must be >= 1"),
         (["--bogus"], "unrecognized arguments"),
+        (["--epochs", "1.5"], "invalid int value"),
     ],
 )
-def test_bad_flags_exit_with_a_message(argv, message, capsys):
+def test_unparseable_flags_exit_with_argparse_usage(argv, message, capsys):
     with pytest.raises(SystemExit) as exit_info:
         main(argv)
     assert exit_info.value.code == 2
@@ -69,9 +66,29 @@ def test_bad_flags_exit_with_a_message(argv, message, capsys):
 @pytest.mark.parametrize(
     "argv,message",
     [
+        (["--fbs", "0"], "--fbs: must be in 1..64"),
+        (["--crop", "20"], "--crop: must be a positive multiple of 16"),
+        (["--epochs", "0"], "--epochs: must be >= 1"),
+        (["--lr", "nan"], "--lr: must be a finite number"),
+        (["--seed", "-1"], "--seed: must be >= 0"),
+        (["--device", "foo"], "--device: must be auto, cpu, cuda or cuda:N"),
+        (["--mode", "npt", "--target-quality", "10"], "--init"),
+        (["--mode", "cpt", "--target-quality", "33"], "not in the curriculum"),
+        (["--mode", "joint"], "--input latent"),
+    ],
+)
+def test_bad_values_give_one_line_naming_the_flag(argv, message, capsys):
+    assert main(argv) == 2
+    err = capsys.readouterr().err
+    assert message in err and err.count("\n") == 1 and "Traceback" not in err
+
+
+@pytest.mark.parametrize(
+    "argv,message",
+    [
         (["--model", "resnet_rgb_small"], "does not take DCT input"),
         (["--model", "no_such_net"], "no_such_net"),
-        (["--data", "/nonexistent/folder"], "train/ and val/"),
+        (["--data", "/nonexistent/folder"], "nor a folder"),
     ],
 )
 def test_bad_choices_are_reported_without_traceback(tmp_path, argv, message, capsys):

@@ -1,13 +1,11 @@
-"""cdomain-train modes end to end on tiny data: cpt, npt, jpeg-aug, rgb, resume after SIGKILL, DDP."""
+"""cdomain-train modes end to end on tiny data: cpt, npt, jpeg-aug, rgb, DDP, counting."""
 
 from __future__ import annotations
 
 import json
 import os
-import signal
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import pytest
@@ -15,7 +13,7 @@ import torch
 from safetensors.torch import load_file
 
 from cdomain.cli.train import main
-from cdomain.train.checkpoint import load_checkpoint
+from cdomain.checkpoint import load_checkpoint
 
 ROOT = Path(__file__).resolve().parents[2]
 TINY = ["--data", "textures-tiny", "--batch-size", "16", "--fbs", "4", "--quiet"]
@@ -51,8 +49,7 @@ def test_npt_fine_tunes_a_checkpoint(tmp_path):
 
 
 def test_npt_without_init_is_refused(capsys):
-    with pytest.raises(SystemExit):
-        main([*TINY, "--mode", "npt", "--target-quality", "10"])
+    assert main([*TINY, "--mode", "npt", "--target-quality", "10"]) == 2
     assert "--init" in capsys.readouterr().err
 
 
@@ -64,40 +61,8 @@ def test_jpeg_aug_and_rgb_input(tmp_path):
     assert load_checkpoint(tmp_path / "rgb" / "model.safetensors").model.input_spec["input"] == "rgb"
 
 
-def test_resume_after_sigkill_matches_an_uninterrupted_run(tmp_path):
-    argv = [*TINY, "--epochs", "4", "--batch-size", "8", "--seed", "3", "--stats-images", "16"]
-    straight = tmp_path / "straight"
-    assert main([*argv, "--output", str(straight)]) == 0
-
-    killed = tmp_path / "killed"
-    process = subprocess.Popen(
-        [sys.executable, "-m", "cdomain.cli.train", *argv, "--output", str(killed)],
-        cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-    )
-    deadline = time.monotonic() + 240
-    state = killed / "state.json"
-    while time.monotonic() < deadline and process.poll() is None:
-        if state.exists() and json.loads(state.read_text())["epoch"] >= 1:
-            time.sleep(0.3)  # into the next epoch
-            break
-        time.sleep(0.05)
-    process.send_signal(signal.SIGKILL)
-    process.wait()
-    committed = json.loads(state.read_text())
-    assert committed["epoch"] < 4, "the run finished before it could be killed"
-    assert (killed / committed["weights"]).exists() and (killed / committed["optim"]).exists()
-    for leftover in killed.rglob(".*.tmp"):
-        assert leftover.name not in (Path(committed["weights"]).name, "model.safetensors")
-
-    assert main(["--resume", "--output", str(killed), "--quiet"]) == 0
-    assert [r["epoch"] for r in records(killed)] == [1, 2, 3, 4]
-    expected, resumed = load_file(straight / "model.safetensors"), load_file(killed / "model.safetensors")
-    assert all(torch.equal(expected[k], resumed[k]) for k in expected)
-
-
 def test_resume_needs_a_run_folder(tmp_path, capsys):
-    with pytest.raises(SystemExit):
-        main(["--resume", "--output", str(tmp_path / "none")])
+    assert main(["--resume", "--output", str(tmp_path / "none")]) == 2
     assert "config.yaml" in capsys.readouterr().err
 
 
@@ -122,9 +87,11 @@ def test_counting_task_with_cpt_reports_mae(tmp_path):
                  "--optimizer", "adamw", "--lr", "1e-3", "--output", str(output)]) == 0
     history = records(output)
     assert [(r["phase"], r["quality"]) for r in history] == [(1, 75), (2, 20)]
-    assert all(r["val_mae"] >= 0 and r["val_mse"] >= 0 for r in history)
+    assert all(r["val_mse"] >= r["val_mae"] > 0 for r in history)  # a root mean square is at least the mean
     summary = json.loads((output / "summary.json").read_text())
-    assert summary["task"] == "counting" and summary["best_val_mae"] == min(r["val_mae"] for r in history)
+    target = [r["val_mae"] for r in history if r["phase"] == 2]  # best and final are the target quality's
+    assert summary["task"] == "counting" and summary["best_val_mae"] == min(target)
+    assert [p["quality"] for p in summary["phases"]] == [75, 20]
     assert load_checkpoint(output / "model.safetensors").model.input_spec["task"] == "density"
 
 
