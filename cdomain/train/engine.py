@@ -182,7 +182,8 @@ def fit(
     history = []
     for epoch in range(first_epoch, epochs + 1):
         start = time.perf_counter()
-        train_batches.set_epoch(epoch_offset + epoch)
+        if hasattr(train_batches, "set_epoch"):  # a loader; plain lists of batches have no epochs
+            train_batches.set_epoch(epoch_offset + epoch)
         label = f"{name} epoch {epoch}/{epochs}".strip()
         train, train_seconds = run_epoch(learner, train_batches, training=True, epoch=epoch, description=label,
                                          progress=progress)

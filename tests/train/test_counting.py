@@ -12,8 +12,10 @@ from cdomain.data.crowd import crowd_split
 from cdomain.data.density import density_target
 from cdomain.data.loader import DCTLoader
 from cdomain.models import create_model
-from cdomain.train.counting import density_loss, evaluate, fit_counting, mean_count_baseline, train_one_epoch
-from cdomain.train.engine import OptimConfig
+from cdomain.train.engine import Learner, OptimConfig, evaluate, fit, run_epoch
+from cdomain.train.tasks import TASKS, density_loss, mean_count_baseline
+
+COUNTING = TASKS["counting"]
 
 CPU = torch.device("cpu")
 
@@ -50,7 +52,7 @@ def test_evaluate_mae_and_mse_by_hand():
     """Predicted counts 3, 5, 10 and 0 against 4, 5, 7 and 2, in two batches: errors -1, 0, 3, -2,
     MAE 6/4 = 1.5 and the literature's MSE sqrt(14/4)."""
     batches = [(_maps([3, 5]), _maps([4, 5])), (_maps([10, 0]), _maps([7, 2]))]
-    result = evaluate(Echo(), batches, CPU, progress=False)
+    result = evaluate(Echo(), COUNTING, batches, CPU)
     assert result["images"] == 4
     assert result["mae"] == pytest.approx(1.5)
     assert result["mse"] == pytest.approx(math.sqrt(14 / 4)) and result["rmse"] == result["mse"]
@@ -72,10 +74,9 @@ def test_a_few_steps_reduce_the_loss():
     generator = torch.Generator().manual_seed(0)
     inputs = torch.randn(4, 12, 8, 8, generator=generator)
     targets = torch.rand(4, 1, 8, 8, generator=generator) * 0.3
-    optimizer = torch.optim.AdamW(model.parameters(), lr=3e-3)
-    scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, lambda step: 1.0)
-    losses = [train_one_epoch(model, [(inputs, targets)] * 3, optimizer, scheduler, CPU, progress=False)["loss"]
-              for _ in range(3)]
+    learner = Learner(model, COUNTING, OptimConfig(optimizer="adamw", lr=3e-3, weight_decay=0.0, warmup_epochs=0),
+                      steps_per_epoch=3, epochs=1000, device=CPU)  # a long schedule: a near-constant rate
+    losses = [run_epoch(learner, [(inputs, targets)] * 3, training=True)[0]["loss"] for _ in range(3)]
     assert losses[-1] < 0.5 * losses[0], losses
 
 
@@ -88,10 +89,9 @@ def test_fit_counting_on_crowd_tiny():
     train.stats = val.stats = train.compute_stats()
     model = create_model("csrnet_dct_small", fbs=4, width=8)
     seen = []
-    history = fit_counting(
-        model, train, val, epochs=2, optim=OptimConfig(optimizer="adamw", lr=1e-3, weight_decay=1e-4),
-        device=CPU, progress=False, on_epoch_end=lambda epoch, record: seen.append(epoch),
-    )
+    learner = Learner(model, COUNTING, OptimConfig(optimizer="adamw", lr=1e-3, weight_decay=1e-4),
+                      steps_per_epoch=len(train), epochs=2, device=CPU)
+    history = fit(learner, train, val, epochs=2, on_epoch_end=lambda epoch, record: seen.append(epoch))
     assert seen == [1, 2] and [record["epoch"] for record in history] == [1, 2]
     keys = {"train_loss", "train_mae", "val_loss", "val_mae", "val_mse", "lr", "seconds", "train_images_per_second"}
     assert keys <= set(history[-1])
@@ -110,7 +110,8 @@ def test_csrnet_dct_small_beats_the_mean_count_on_crowd():
     val = DCTLoader(val_paths, batch_size=50, fbs=16, target=density_target(val_points), augment=False)
     train.stats = val.stats = train.compute_stats()
     model = create_model("csrnet_dct_small")
-    history = fit_counting(model, train, val, epochs=4, optim=OptimConfig(optimizer="adamw", lr=1e-3, weight_decay=1e-4),
-                           device=CPU, progress=False)
+    learner = Learner(model, COUNTING, OptimConfig(optimizer="adamw", lr=1e-3, weight_decay=1e-4),
+                      steps_per_epoch=len(train), epochs=4, device=CPU)
+    history = fit(learner, train, val, epochs=4)
     baseline = mean_count_baseline([len(p) for p in train_points], [len(p) for p in val_points])
     assert history[-1]["val_mae"] < 0.7 * baseline["mae"]
