@@ -87,13 +87,9 @@ class Region:
     flipped: bool = False
 
 
-def pad_blocks(image: DCTImage, rows: int, cols: int) -> DCTImage:
-    """Centre the image in a ``rows`` x ``cols`` luma-block canvas of zero blocks (mid-grey)."""
-    return _pad_blocks(image, rows, cols)[0]
-
-
 def _pad_blocks(image: DCTImage, rows: int, cols: int) -> tuple[DCTImage, int, int]:
-    """Pad as :func:`pad_blocks`; also return the image's top/left offset in the canvas (blocks)."""
+    """Centre ``image`` on a ``rows`` x ``cols`` block canvas of mid-grey (zero) blocks; also return
+    the image's top/left offset in the canvas (blocks)."""
     ry, rx = chroma_ratio(image)
     have_rows, have_cols = aligned_blocks(image)
     image = crop_blocks(image, 0, 0, have_rows, have_cols)

@@ -84,11 +84,6 @@ def reencoded_samples(
     return SampleList(tuple(paths), samples.labels, samples.classes)
 
 
-def mean_file_size(samples: SampleList) -> float:
-    """Mean size in bytes of the sample files."""
-    return float(np.mean([os.path.getsize(path) for path in samples.paths]))
-
-
 @dataclass(frozen=True)
 class RandomQuality:
     """Re-encode each image at a quality drawn uniformly from ``[low, high]`` (in memory).

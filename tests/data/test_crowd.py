@@ -129,7 +129,7 @@ def test_targets_follow_random_crops_flips_and_padding(loader_class, bright_head
     flips, peaks = set(), set()
     for epoch in range(6):
         loader.set_epoch(epoch)
-        regions = [loader.dataset.load(index)[1] for index in range(2)]
+        regions = [loader.dataset.load_region(index)[1] for index in range(2)]
         assert (regions[1].top, regions[1].left) == (-16, -16)
         flips.update(region.flipped for region in regions)
         inputs, targets = next(iter(loader))
