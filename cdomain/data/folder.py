@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Sequence, Union
 
-from cdomain.data.embedded import EMBEDDED, embedded_dataset
+from cdomain.data.embedded import EMBEDDED
 from cdomain.errors import DataError
 
 JPEG_SUFFIXES = (".jpg", ".jpeg", ".jpe", ".jfif")
@@ -72,8 +72,8 @@ def image_folder(root: str | os.PathLike[str]) -> SampleList:
 def resolve_source(source: DataSource, split: str | None = None) -> SampleList:
     """Turn a dataset source into a :class:`SampleList`.
 
-    - an embedded dataset name (e.g. ``"textures"``): generated if needed; ``split`` picks
-      ``"train"`` (default) or ``"val"``;
+    - an embedded dataset name (e.g. ``"textures"``), through the dataset registry
+      (:func:`cdomain.data.registry.open_dataset`); ``split`` picks ``"train"`` (default) or ``"val"``;
     - a folder: if it has a ``split`` sub-folder that is used, otherwise the folder itself is the
       ImageFolder root;
     - a sequence of paths (label -1, no classes) or of ``(path, label)`` pairs;
@@ -84,7 +84,9 @@ def resolve_source(source: DataSource, split: str | None = None) -> SampleList:
     if isinstance(source, (str, os.PathLike)):
         name = os.fspath(source)
         if name in EMBEDDED and not Path(name).exists():
-            return image_folder(embedded_dataset(name) / (split or "train"))
+            from cdomain.data.registry import open_dataset
+
+            return open_dataset(name, "classification").split(split or "train")
         root = Path(name)
         if split is not None and (root / split).is_dir():
             root = root / split
