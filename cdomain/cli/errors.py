@@ -8,6 +8,7 @@ from __future__ import annotations
 import errno
 import sys
 from dataclasses import fields
+from typing import Callable
 
 from cdomain.errors import CdomainError, ConfigError
 
@@ -43,3 +44,15 @@ def report(prog: str, error: BaseException, *, resumable: bool = False) -> int:
         raise error
     print(f"{prog}: error: {text}", file=sys.stderr)
     return 2
+
+
+def run_command(prog: str, action: Callable[[], object], *, interrupted: str = "", resumable: bool = False) -> int:
+    """Run a command's ``action``: 0 on success, 2 with one line for a user error, 130 on Ctrl-C."""
+    try:
+        action()
+    except KeyboardInterrupt:
+        print(f"{prog}: interrupted{interrupted}", file=sys.stderr)
+        return 130
+    except Exception as error:  # noqa: BLE001  report() re-raises what is not a user error
+        return report(prog, error, resumable=resumable)
+    return 0

@@ -15,7 +15,7 @@ import time
 from pathlib import Path
 from typing import Sequence
 
-from cdomain.cli.errors import report
+from cdomain.cli.errors import run_command
 from cdomain.errors import ConfigError, RunFolderError
 
 #: The files a sweep writes into its output folder.
@@ -123,14 +123,7 @@ def run_sweep(args: argparse.Namespace) -> dict:
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = setup_args().parse_args(argv)
-    try:
-        run_sweep(args)
-    except KeyboardInterrupt:
-        print("cdomain-eval: interrupted", file=sys.stderr)
-        return 130
-    except Exception as error:  # noqa: BLE001  report() re-raises what is not a user error
-        return report("cdomain-eval", error)
-    return 0
+    return run_command("cdomain-eval", lambda: run_sweep(args))
 
 
 if __name__ == "__main__":

@@ -27,7 +27,7 @@ from typing import Sequence
 
 import torch
 
-from cdomain.cli.errors import report
+from cdomain.cli.errors import run_command
 from cdomain.data.embedded import EMBEDDED
 from cdomain.errors import ConfigError
 
@@ -176,18 +176,9 @@ def run_latents(args: argparse.Namespace) -> dict:
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = setup_args().parse_args(argv)
-    try:
-        if args.command == "codec":
-            run_codec(args)
-        else:
-            run_latents(args)
-    except KeyboardInterrupt:
-        print("cdomain-prepare: interrupted; finished checkpoints and shards are intact, rerun to continue",
-              file=sys.stderr)
-        return 130
-    except Exception as error:  # noqa: BLE001  report() re-raises what is not a user error
-        return report("cdomain-prepare", error)
-    return 0
+    action = run_codec if args.command == "codec" else run_latents
+    return run_command("cdomain-prepare", lambda: action(args),
+                       interrupted="; finished checkpoints and shards are intact, rerun to continue")
 
 
 if __name__ == "__main__":

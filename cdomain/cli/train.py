@@ -17,7 +17,7 @@ from dataclasses import fields
 from pathlib import Path
 from typing import Sequence
 
-from cdomain.cli.errors import report
+from cdomain.cli.errors import run_command
 from cdomain.errors import ConfigError
 from cdomain.train.config import TrainConfig, field_type
 
@@ -68,25 +68,22 @@ def parse_config(argv: Sequence[str] | None = None) -> tuple[TrainConfig, bool]:
     return TrainConfig.from_mapping(given, source="flags"), args.list_models
 
 
+def train(argv: Sequence[str] | None) -> None:
+    config, list_only = parse_config(argv)
+    if list_only:
+        from cdomain.models import list_models_for
+        from cdomain.train.tasks import get_task
+
+        print("\n".join(list_models_for(config.input, get_task(config.task).model_task)))
+        return
+    from cdomain.train import run
+
+    run(config)
+
+
 def main(argv: Sequence[str] | None = None) -> int:
-    try:
-        config, list_only = parse_config(argv)
-        if list_only:
-            from cdomain.models import list_models_for
-            from cdomain.train.tasks import get_task
-
-            print("\n".join(list_models_for(config.input, get_task(config.task).model_task)))
-            return 0
-        from cdomain.train import run
-
-        run(config)
-    except KeyboardInterrupt:
-        print("cdomain-train: interrupted; --resume --output DIR continues from the last completed epoch",
-              file=sys.stderr)
-        return 130
-    except Exception as error:  # noqa: BLE001  report() re-raises what is not a user error
-        return report("cdomain-train", error, resumable=True)
-    return 0
+    return run_command("cdomain-train", lambda: train(argv), resumable=True,
+                       interrupted="; --resume --output DIR continues from the last completed epoch")
 
 
 if __name__ == "__main__":

@@ -44,13 +44,22 @@ class SampleDataset(Dataset):
 
     epoch: int = 0
     skip_bad: bool = False
+    samples: Any = None  # a SampleList, for datasets read from image files
 
     def load(self, index: int) -> tuple[Any, Any]:
         raise NotImplementedError
 
+    def __len__(self) -> int:
+        return len(self.samples)
+
+    @property
+    def classes(self) -> tuple[str, ...]:
+        """Class names the labels index (empty for unlabelled data)."""
+        return self.samples.classes
+
     def describe(self, index: int) -> str:
         """The file behind sample ``index``, for error reports."""
-        return f"sample {index}"
+        return self.samples.paths[index]
 
     def collate(self, items: Sequence[tuple[Any, Any]]) -> tuple[Any, Any]:
         return torch.utils.data.default_collate(list(items))
@@ -103,6 +112,14 @@ class EpochLoader:
         if not 0 <= rank < world_size:
             raise ValueError(f"rank must be in 0..{world_size - 1}, got {rank}")
         self.rank, self.world_size = rank, world_size
+
+    @property
+    def classes(self) -> tuple[str, ...]:
+        return self.dataset.classes
+
+    @property
+    def num_classes(self) -> int:
+        return len(self.dataset.classes)
 
     @property
     def epoch(self) -> int:

@@ -69,12 +69,6 @@ class JPEGDataset(SampleDataset):
         self.stats, self.small, self.skip_bad, self.backend = stats, small, skip_bad, backend
         self.epoch = 0
 
-    def __len__(self) -> int:
-        return len(self.samples)
-
-    def describe(self, index: int) -> str:
-        return self.samples.paths[index]
-
     def load(self, index: int):
         inputs, region = self.load_region(index)
         target = self.samples.labels[index] if self.target is None else self.target(index, region)
@@ -224,14 +218,6 @@ class JPEGLoader(EpochLoader):
         )
         super().__init__(dataset, batch_size=batch_size, shuffle=augment if shuffle is None else shuffle, seed=seed,
                          workers=workers, drop_last=drop_last)
-
-    @property
-    def classes(self) -> tuple[str, ...]:
-        return self.samples.classes
-
-    @property
-    def num_classes(self) -> int:
-        return len(self.samples.classes)
 
     @property
     def stats(self) -> ChannelStats | None:

@@ -91,8 +91,7 @@ def waves(rng: np.random.Generator, size: int) -> np.ndarray:
 
 
 def ripples(rng: np.random.Generator, size: int) -> np.ndarray:
-    base = _modulate(rng, _background(rng, size), _oriented_wave(rng, size, (16, 32)), (30, 50))
-    return _modulate(rng, base, _oriented_wave(rng, size, (2.5, 4.0)), (14, 24))
+    return _modulate(rng, waves(rng, size), _oriented_wave(rng, size, (2.5, 4.0)), (14, 24))
 
 
 def checks(rng: np.random.Generator, size: int) -> np.ndarray:
@@ -100,8 +99,7 @@ def checks(rng: np.random.Generator, size: int) -> np.ndarray:
 
 
 def fine_checks(rng: np.random.Generator, size: int) -> np.ndarray:
-    base = _modulate(rng, _background(rng, size), _checks(rng, size, (20, 32)), (25, 45))
-    return _modulate(rng, base, _checks(rng, size, (3, 5)), (12, 22))
+    return _modulate(rng, checks(rng, size), _checks(rng, size, (3, 5)), (12, 22))
 
 
 def rings(rng: np.random.Generator, size: int) -> np.ndarray:
@@ -109,8 +107,7 @@ def rings(rng: np.random.Generator, size: int) -> np.ndarray:
 
 
 def fine_rings(rng: np.random.Generator, size: int) -> np.ndarray:
-    base = _modulate(rng, _background(rng, size), _rings(rng, size, (12, 24)), (30, 50))
-    return _modulate(rng, base, _rings(rng, size, (2.5, 4.0)), (14, 24))
+    return _modulate(rng, rings(rng, size), _rings(rng, size, (2.5, 4.0)), (14, 24))
 
 
 def spots(rng: np.random.Generator, size: int) -> np.ndarray:

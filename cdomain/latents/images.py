@@ -29,9 +29,6 @@ class RandomCrops(Dataset):
     def __init__(self, samples: SampleList, crop: int, seed: int = 0) -> None:
         self.samples, self.crop, self.seed, self.epoch = samples, int(crop), int(seed), 0
 
-    def __len__(self) -> int:
-        return len(self.samples)
-
     def __getitem__(self, index: int) -> torch.Tensor:
         image = load_rgb(self.samples.paths[index])
         rng = np.random.default_rng([self.seed, self.epoch, index])
@@ -57,9 +54,6 @@ class LabelledImages(SampleDataset):
 
     def __len__(self) -> int:
         return len(self.samples)
-
-    def describe(self, index: int) -> str:
-        return self.samples.paths[index]
 
     def collate(self, items):
         images, labels = torch.utils.data.default_collate(list(items))
@@ -102,11 +96,3 @@ class ImageLoader(EpochLoader):
         dataset.skip_bad = skip_bad
         super().__init__(dataset, batch_size=batch_size, shuffle=augment if shuffle is None else shuffle, seed=seed,
                          workers=workers, drop_last=drop_last)
-
-    @property
-    def classes(self) -> tuple[str, ...]:
-        return self.samples.classes
-
-    @property
-    def num_classes(self) -> int:
-        return len(self.samples.classes)

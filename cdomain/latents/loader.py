@@ -82,6 +82,10 @@ class LatentDataset(SampleDataset):
     def __len__(self) -> int:
         return len(self.cache)
 
+    @property
+    def classes(self) -> tuple[str, ...]:
+        return self.cache.classes
+
     def describe(self, index: int) -> str:
         return f"{self.cache.directory} sample {index}"
 
@@ -144,14 +148,6 @@ class LatentLoader(EpochLoader):
         dataset = LatentDataset(self.cache, resize=resize, crop=crop, augment=augment, flip=flip, seed=seed, mode=mode)
         super().__init__(dataset, batch_size=batch_size, shuffle=augment if shuffle is None else shuffle, seed=seed,
                          workers=workers, drop_last=drop_last)
-
-    @property
-    def classes(self) -> tuple[str, ...]:
-        return self.cache.classes
-
-    @property
-    def num_classes(self) -> int:
-        return len(self.cache.classes)
 
     @property
     def latent_channels(self) -> int:
