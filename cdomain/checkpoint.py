@@ -151,13 +151,19 @@ def load_checkpoint(path: str | os.PathLike[str], map_location: str | torch.devi
 
         try:
             stats = ChannelStats(tensors.pop(STATS_MEAN).numpy(), tensors.pop(STATS_STD).numpy())
-        except (KeyError, ValueError) as error:
+        except (KeyError, ValueError, TypeError) as error:  # TypeError: a dtype numpy lacks (bfloat16)
             raise CheckpointError(f"{path}: malformed input statistics ({error})") from None
         spec = header.input_spec
         expected = (3 * spec.fbs) if spec is not None and spec.input == "dct" else 3
         if stats.mean.size != expected:
             raise CheckpointError(f"{path}: input statistics have {stats.mean.size} channels, the model reads {expected}")
     if header.kind == "model":
+        built = model.state_dict()
+        wrong = [key for key, value in built.items() if tensors[key].dtype != value.dtype]
+        if wrong:  # assign=True would keep the stored dtype: refuse rather than mix float16 into a float32 network
+            key = wrong[0]
+            raise CheckpointError(f"{path}: weights do not fit {header.name}: {key} is {tensors[key].dtype}, "
+                                  f"expected {built[key].dtype}")
         model.load_state_dict(tensors, strict=True, assign=True)
         if any(t.is_meta for t in [*model.parameters(), *model.buffers()]):  # a tensor outside the state dict
             from cdomain.models import create_model
