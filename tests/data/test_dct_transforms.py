@@ -18,6 +18,8 @@ def test_flip_twice_is_identity_and_matches_pixel_flip(subsampling):
     image = read_coefficients(data)
     flipped = hflip_image(image)
     twice = hflip_image(flipped)
+    assert len(image.coefficients) == len(twice.coefficients) == (1 if subsampling == "gray" else 3)
+    assert not np.array_equal(flipped.y, image.y)  # the flip changed something
     assert all(np.array_equal(a, b) for a, b in zip(image.coefficients, twice.coefficients))
     # Block-aligned image: the DCT-domain flip decodes to the mirrored decode (up to IDCT rounding).
     assert psnr(flipped.to_rgb(), image.to_rgb()[:, ::-1]) > 45
@@ -47,12 +49,33 @@ def test_small_images_are_padded_or_rejected():
         select_region(image, (48, 48), None, small="error")
 
 
+def _block_offsets(full: np.ndarray, part: np.ndarray) -> list[tuple[int, int]]:
+    """Every (row, col) block offset at which ``part`` is a window of ``full`` (block grids)."""
+    rows, cols = part.shape[:2]
+    return [(r, c) for r in range(full.shape[0] - rows + 1) for c in range(full.shape[1] - cols + 1)
+            if np.array_equal(full[r : r + rows, c : c + cols], part)]
+
+
 def test_random_crops_are_mcu_aligned_and_seeded():
+    """A 48x48 crop of a 96x96 4:2:0 image is a window of the full image's coefficient blocks that
+    starts on a 16 px MCU boundary (an even luma-block offset), with the chroma window at half that
+    offset; different seeds reach different MCU offsets."""
     image = read_coefficients(encode(photo_like(96, 96), 90, subsampling="4:2:0"))
     first = select_region(image, (48, 48), np.random.default_rng(3))
     again = select_region(image, (48, 48), np.random.default_rng(3))
-    assert np.array_equal(first.y, again.y)
+    assert np.array_equal(first.y, again.y) and np.array_equal(first.cr, again.cr)
     assert first.y.shape[:2] == (6, 6) and first.cb.shape[:2] == (3, 3)
+    seen = set()
+    for seed in range(24):
+        crop = select_region(image, (48, 48), np.random.default_rng(seed))
+        offsets = _block_offsets(image.y, crop.y)
+        assert len(offsets) == 1, offsets  # the luma blocks are one window of the full grid
+        (top, left), = offsets
+        assert top % 2 == 0 and left % 2 == 0, (seed, top, left)  # 16 px MCU boundary
+        assert np.array_equal(crop.cb, image.cb[top // 2 : top // 2 + 3, left // 2 : left // 2 + 3])
+        assert np.array_equal(crop.cr, image.cr[top // 2 : top // 2 + 3, left // 2 : left // 2 + 3])
+        seen.add((top, left))
+    assert len({top for top, _ in seen}) > 1 and len({left for _, left in seen}) > 1
 
 
 def test_merged_layout_values_by_hand():

@@ -8,6 +8,7 @@ import torch
 
 from cdomain import DCTLoader, JPEGError
 from cdomain.data.embedded import embedded_dataset
+from cdomain.models import InputSpec
 from tests.helpers import encode, photo_like
 
 
@@ -23,7 +24,9 @@ def test_merged_batches(tiny_root):
     inputs, labels = batches[0]
     assert inputs.shape == (16, 24, 4, 4) and inputs.dtype == torch.float32
     assert labels.dtype == torch.long and loader.num_classes == 10
-    assert loader.input_spec == {"input": "dct", "layout": "merged", "fbs": 8, "channels": 24}
+    assert loader.input_spec == InputSpec("dct", "merged", 8, 24, 8)
+    split = DCTLoader("textures-tiny", split="train", batch_size=16, fbs=8, layout="split")
+    assert split.input_spec == InputSpec("dct", "split", 8, (8, 16), (8, 16))
 
 
 def test_split_batches_with_crop(tiny_root):
@@ -41,15 +44,17 @@ def test_same_seed_same_batches_and_epochs_differ(tiny_root):
 
     first, second = run(1)
     again, _ = run(1)
+    other, _ = run(2)
+    assert len(first) == len(second) == len(again) == len(other) == 5  # 80 images, batches of 16
     assert all(torch.equal(a[0], b[0]) and torch.equal(a[1], b[1]) for a, b in zip(first, again))
     assert not all(torch.equal(a[1], b[1]) for a, b in zip(first, second))  # reshuffled per epoch
-    other, _ = run(2)
     assert not all(torch.equal(a[1], b[1]) for a, b in zip(first, other))
 
 
 def test_workers_do_not_change_results(tiny_root):
     single = [x for x, _ in DCTLoader("textures-tiny", batch_size=20, fbs=4, crop=16, seed=5)]
     double = [x for x, _ in DCTLoader("textures-tiny", batch_size=20, fbs=4, crop=16, seed=5, workers=2)]
+    assert len(single) == len(double) == 4  # 80 images, batches of 20
     assert all(torch.equal(a, b) for a, b in zip(single, double))
 
 

@@ -8,13 +8,14 @@ from __future__ import annotations
 
 import copy
 
+import numpy as np
 import pytest
 import torch
 
 from cdomain.data.dct_transforms import ChannelStats
-from cdomain.models import count_params, create_model, list_models, load_model, model_config, save_model
+from cdomain.checkpoint import load_checkpoint, read_header, save_checkpoint
+from cdomain.models import InputSpec, count_params, create_model, list_models, model_config
 from cdomain.models.csrnet import CSRNet
-from cdomain.train.checkpoint import load_checkpoint, save_checkpoint
 
 from .conftest import built, inputs_for
 
@@ -63,8 +64,8 @@ def test_input_spec(name):
     if spec["input"] == "dct":
         assert spec["layout"] == "merged" and spec["channels"] == 3 * spec["fbs"] and spec["stride"] == 8
     else:
-        assert spec == {"input": "rgb", "layout": "rgb", "fbs": None, "channels": 3, "stride": 1,
-                        "task": "density", "output_stride": 8}
+        assert spec == InputSpec(input="rgb", layout="rgb", fbs=None, channels=3, stride=1,
+                                 task="density", output_stride=8)
     assert model_config(model)["name"] == name
 
 
@@ -117,12 +118,16 @@ def test_every_parameter_gets_a_gradient_and_a_few_steps_reduce_the_loss(name):
 @pytest.mark.parametrize("name", DENSITY_MODELS)
 def test_safetensors_round_trip(name, tmp_path):
     model = built(name).eval()
-    path = save_model(model, tmp_path / f"{name}.safetensors")
-    restored = load_model(path).eval()
+    path = save_checkpoint(tmp_path / f"{name}.safetensors", model)
+    header = read_header(path)
+    assert (header.kind, header.name, header.task, header.classes) == ("model", name, "density", ())
+    loaded = load_checkpoint(path)
+    restored = loaded.model.eval()
     inputs = inputs_for(model, batch_size=2, seed=3)
     with torch.no_grad():
         assert torch.equal(model(*inputs), restored(*inputs))
     assert restored.input_spec == model.input_spec and model_config(restored) == model_config(model)
+    assert loaded.input_spec == model.input_spec and loaded.stats is None
 
 
 def test_training_checkpoint_keeps_arguments_and_stats(tmp_path):
@@ -132,7 +137,10 @@ def test_training_checkpoint_keeps_arguments_and_stats(tmp_path):
     restored = load_checkpoint(path)
     assert model_config(restored.model) == {"name": "csrnet_dct_small", "fbs": 4, "width": 8, "batch_norm": True,
                                             "dct_depth": 3}
-    assert restored.stats.fbs == 4 and restored.info["task"] == "counting"
+    assert restored.stats.fbs == 4 and restored.info == {"task": "counting"}
+    np.testing.assert_array_equal(restored.stats.mean, stats.mean)
+    np.testing.assert_array_equal(restored.stats.std, stats.std)
+    assert restored.input_spec == InputSpec("dct", "merged", 4, 12, 8, "density", 8)
     x = torch.randn(2, 12, 3, 4)
     with torch.no_grad():
         assert torch.equal(model(x), restored.model.eval()(x))

@@ -6,27 +6,48 @@ import pytest
 import torch
 from torch import nn
 
+from cdomain.checkpoint import load_checkpoint, read_header, save_checkpoint
+from cdomain.errors import CheckpointError
 from cdomain.models import (
+    InputSpec,
     create_model,
     is_model,
     list_models,
-    load_model,
+    list_models_for,
     model_config,
-    read_metadata,
     register_model,
-    save_model,
 )
 
 REQUIRED = {
     "resnet50", "resnet50_dct_lc_rfa", "resnet50_dct_upsampling_rfa", "resnet50_dct_deconv_rfa",
     "resnet50_fbs", "resnet18_dct", "resnet_dct_small", "resnet_rgb_small", "cresnet39", "cresnet51",
+    "cresnet_small",
 }
 
 
 def test_required_entry_points_are_registered():
     assert REQUIRED <= set(list_models())
-    assert list_models("cresnet*") == ["cresnet39", "cresnet51"]
+    assert list_models("cresnet*") == ["cresnet39", "cresnet51", "cresnet_small"]
     assert is_model("resnet50") and not is_model("resnet51")
+
+
+def test_list_models_for_input_and_task():
+    assert list_models_for("latent") == ["cresnet39", "cresnet51", "cresnet_small"]
+    assert list_models_for("rgb") == ["resnet18", "resnet50", "resnet_rgb_small"]
+    assert list_models_for("rgb", "density") == ["csrnet", "csrnet_small"]
+    assert list_models_for("dct", "density") == ["csrnet_dct", "csrnet_dct_small"]
+    assert list_models_for("latent", "density") == []
+    dct = list_models_for("dct", "classification")
+    assert {"resnet_dct_small", "resnet18_dct", "resnet50_fbs", "resnet50_dct_lc_rfa"} <= set(dct)
+    assert "csrnet_dct_small" not in dct and "resnet_rgb_small" not in dct
+    # Every registered model is listed under exactly one (input, task) pair.
+    pairs = [(i, t) for i in ("dct", "rgb", "latent") for t in ("classification", "density")]
+    listed = [name for i, t in pairs for name in list_models_for(i, t)]
+    assert sorted(listed) == list_models()
+    for name in listed:
+        with torch.device("meta"):
+            spec = create_model(name).input_spec
+        assert name in list_models_for(spec.input, spec.task)
 
 
 def test_unknown_name_lists_known_names():
@@ -88,8 +109,8 @@ def test_reset_classifier():
 def test_slice_default_network_contract():
     """The default network of the CPU-scale runs: merged layout, n = 16, 10 classes, 64x64 images."""
     model = create_model("resnet_dct_small", num_classes=10, fbs=16)
-    assert model.input_spec == {"input": "dct", "layout": "merged", "fbs": 16, "channels": 48, "stride": 8,
-                                "task": "classification"}
+    assert model.input_spec == InputSpec(input="dct", layout="merged", fbs=16, channels=48, stride=8,
+                                         task="classification", output_stride=None)
     assert model.num_classes == 10
     model.train()
     out = model(torch.randn(64, 48, 8, 8))
@@ -107,25 +128,28 @@ def test_rgb_small_counterpart():
 
 
 def test_checkpoint_keeps_configuration_and_input_spec(tmp_path):
-    model = create_model("resnet_dct_small", fbs=4)
+    model = create_model("resnet_dct_small", fbs=4, drop_rate=0.1)
     model.reset_classifier(3)
-    path = save_model(model, tmp_path / "sub" / "m.safetensors")
+    path = save_checkpoint(tmp_path / "sub" / "m.safetensors", model, classes=("a", "b", "c"))
     assert [p.name for p in path.parent.iterdir()] == ["m.safetensors"]  # no temporary left over
-    meta = read_metadata(path)
-    assert meta["input_spec"] == model.input_spec
-    assert meta["config"]["num_classes"] == 3
-    restored = load_model(path, drop_rate=0.1)
+    header = read_header(path)
+    assert header.kind == "model" and header.name == "resnet_dct_small" and header.task == "classification"
+    assert header.input_spec == model.input_spec
+    assert header.input_spec == InputSpec("dct", "merged", 4, 12, 8)
+    assert header.args["num_classes"] == 3 and header.args["fbs"] == 4 and header.classes == ("a", "b", "c")
+    restored = load_checkpoint(path).model
     assert restored.num_classes == 3 and restored.drop_rate == 0.1
+    assert model_config(restored) == model_config(model)
 
 
-def test_read_metadata_errors(tmp_path):
+def test_read_header_errors(tmp_path):
     from safetensors.torch import save_file
 
     bare = tmp_path / "bare.safetensors"
     save_file({"w": torch.zeros(2)}, str(bare))
-    with pytest.raises(ValueError, match="no model configuration"):
-        read_metadata(bare)
+    with pytest.raises(CheckpointError, match="bare.safetensors.*no cdomain header"):
+        read_header(bare)
     junk = tmp_path / "junk.safetensors"
     junk.write_bytes(b"not a safetensors file")
-    with pytest.raises(ValueError, match="junk.safetensors"):
-        read_metadata(junk)
+    with pytest.raises(CheckpointError, match="junk.safetensors"):
+        read_header(junk)

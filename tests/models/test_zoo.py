@@ -12,7 +12,8 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from cdomain.models import count_params, create_model, list_models, load_model, model_config, save_model
+from cdomain.checkpoint import load_checkpoint, read_header, save_checkpoint
+from cdomain.models import InputSpec, count_params, create_model, list_models, model_config
 
 from .conftest import built, inputs_for
 
@@ -31,7 +32,7 @@ EXPECTED_PARAMS = {
     "resnet50_dct_upsampling_rfa": 28_308_840,
     # UpSampling-RFA plus two 64->64 2x2 transposed convolutions with bias (+32,896).
     "resnet50_dct_deconv_rfa": 28_341_736,
-    # Gueguen et al. 2018 Late-Concat-RFA (no published count in REFERENCES.md).
+    # Gueguen et al. 2018 Late-Concat-RFA (no published count; docs/references.md, "Networks on DCT coefficients").
     "resnet50_dct_lc_rfa": 27_342_184,
     "resnet50_dct_lc_rfa_thinner": 25_885_800,
     # dos Santos et al. 2020 "DCT+FBS 3x32" (the default n = 32): 26.2M published (Keras: 26.20M).
@@ -42,6 +43,9 @@ EXPECTED_PARAMS = {
     # CPU-scale networks, 10 classes.
     "resnet_dct_small": 321_706,
     "resnet_rgb_small": 327_210,
+    # Latent counterpart, M = 192, w = 32: two (BN(M) + 3x3 M->w + BN(w)) entries (2 x 55,744),
+    # 3x3 2w->2w and 2w->4w with BN (36,992 + 73,984) and the 4w->10 classifier (1,290).
+    "cresnet_small": 223_754,
 }
 
 # Other published configurations checked beside the defaults.
@@ -85,8 +89,11 @@ def test_parameter_count_with_arguments(name, kwargs, expected):
 def test_input_spec(name):
     model = built(name)
     spec = model.input_spec
-    assert {"input", "layout", "fbs", "channels", "stride"} <= set(spec)
+    assert isinstance(spec, InputSpec)
+    assert set(spec.as_dict()) == {"input", "layout", "fbs", "channels", "stride", "task", "output_stride"}
+    assert spec.task == "classification" and spec.output_stride is None
     assert spec["layout"] in {"rgb", "merged", "split", "latent"}
+    assert spec.stride is not None and spec.channels is not None
     if spec["input"] == "dct":
         assert isinstance(spec["fbs"], int)
         n = spec["fbs"]
@@ -135,13 +142,18 @@ def test_every_parameter_gets_a_gradient_and_a_few_steps_reduce_the_loss(name):
 @pytest.mark.parametrize("name", MODELS)
 def test_safetensors_round_trip(name, tmp_path):
     model = built(name).eval()
-    path = save_model(model, tmp_path / f"{name}.safetensors")
-    restored = load_model(path).eval()
+    classes = tuple(f"class{i}" for i in range(model.num_classes))
+    path = save_checkpoint(tmp_path / f"{name}.safetensors", model, classes=classes, info={"epoch": 3})
+    header = read_header(path)
+    assert (header.kind, header.name, header.task) == ("model", name, "classification")
+    loaded = load_checkpoint(path)
+    restored = loaded.model.eval()
     inputs = inputs_for(model, batch_size=2, seed=3)
     with torch.no_grad():
         assert torch.equal(model(*inputs), restored(*inputs))
-    assert restored.input_spec == model.input_spec
+    assert restored.input_spec == model.input_spec and loaded.input_spec == model.input_spec
     assert model_config(restored) == model_config(model)
+    assert loaded.classes == classes and loaded.info == {"epoch": 3} and loaded.stats is None
 
 
 @pytest.mark.parametrize("name", MODELS)
