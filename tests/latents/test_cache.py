@@ -17,6 +17,7 @@ from cdomain.latents.cache import CacheError, LatentCache, read_index, write_lat
 from cdomain.latents.encode import encode  # noqa: E402
 from cdomain.latents.images import load_rgb  # noqa: E402
 from cdomain.latents.loader import LatentLoader  # noqa: E402
+from cdomain.models import InputSpec  # noqa: E402
 
 DATA = "textures-tiny"  # 80 train / 40 val images of 32x32 (padded to 64x64: 4x4 latents)
 
@@ -99,7 +100,7 @@ def train_cache(tmp_path, codec):
 def test_loader_batches(train_cache):
     loader = LatentLoader(train_cache, batch_size=16, seed=1)
     assert loader.num_classes == 10 and len(loader) == 5
-    assert loader.input_spec == {"input": "latent", "layout": "latent", "fbs": None, "channels": (24, 24)}
+    assert loader.input_spec == InputSpec("latent", "latent", None, (24, 24), (16, 16))
     assert loader.dataset.augment and loader.shuffle  # split "train" augments by default
     batches = list(loader)
     (y_hat, sigma_hat), labels = batches[0]

@@ -122,3 +122,39 @@ def test_load_errors_name_the_file(tmp_path):
     other.write_bytes(buffer.getvalue())
     with pytest.raises(CodecError, match="not a hyperprior codec"):
         load_codec(other)
+
+
+def test_legacy_and_foreign_safetensors_are_refused_naming_the_file(tmp_path, codec):
+    import json
+
+    from safetensors.torch import save as save_safetensors
+
+    from cdomain.checkpoint import read_header
+    from cdomain.errors import CheckpointError
+    from cdomain.latents.codecs import codec_state
+
+    config, tensors = codec_state(codec)
+    # the retired "cdomain-codec-1" layout: metadata entries format/codec/info, no "cdomain" header
+    legacy = tmp_path / "legacy.safetensors"
+    legacy.write_bytes(save_safetensors(tensors, metadata={"format": "cdomain-codec-1", "codec": json.dumps(config),
+                                                           "info": "{}"}))
+    with pytest.raises(CheckpointError, match="legacy.safetensors.*not a cdomain checkpoint"):
+        load_codec(legacy)
+    # a "cdomain" header of another format
+    header = json.dumps({"format": "cdomain-codec-1", "kind": "codec", "name": config["architecture"],
+                         "args": {k: v for k, v in config.items() if k != "architecture"}})
+    old = tmp_path / "old-format.safetensors"
+    old.write_bytes(save_safetensors(tensors, metadata={"cdomain": header}))
+    with pytest.raises(CheckpointError, match="old-format.safetensors.*format 'cdomain-codec-1'"):
+        load_codec(old)
+    # a cdomain task network is not a codec
+    from cdomain.checkpoint import save_checkpoint
+    from cdomain.models import create_model
+
+    network = save_checkpoint(tmp_path / "network.safetensors", create_model("cresnet_small", latent_channels=24))
+    with pytest.raises(CodecError, match="network.safetensors.*not a codec"):
+        load_codec(network)
+    # what save_codec writes is the one checkpoint format
+    saved = read_header(save_codec(tmp_path / "codec.safetensors", codec, info={"note": "x"}))
+    assert saved.kind == "codec" and saved.name == "bmshj2018-hyperprior" and saved.info == {"note": "x"}
+    assert saved.args == {"quality": config["quality"], "N": 16, "M": 24}

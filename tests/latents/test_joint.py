@@ -12,8 +12,8 @@ require_compressai()
 from cdomain.latents.codecs import load_codec, save_codec  # noqa: E402
 from cdomain.latents.encode import compress, decode_latents, decompress, encode  # noqa: E402
 from cdomain.latents.images import ImageLoader, load_rgb  # noqa: E402
-from cdomain.latents.joint import JointConfig, fit_joint  # noqa: E402
-from cdomain.train.engine import OptimConfig  # noqa: E402
+from cdomain.latents.joint import JointConfig, JointLearner  # noqa: E402
+from cdomain.train.engine import OptimConfig, fit  # noqa: E402
 
 DATA = "textures-tiny"
 
@@ -39,10 +39,12 @@ def test_joint_changes_encoder_and_keeps_bitstreams_decodable(tmp_path, codec):
     val = ImageLoader(subset[32:], batch_size=8, augment=False)
     head = TinyHead(24, 10)
     config = JointConfig(lambda_rate=0.1, lambda_dist=0.001, codec_lr=1e-3, resize=8, crop=6)
-    history = fit_joint(codec, head, train, val, epochs=2, optim=OptimConfig(optimizer="adamw", lr=1e-2),
-                        config=config, progress=False)
+    learner = JointLearner(codec, head, config, OptimConfig(optimizer="adamw", lr=1e-2), steps_per_epoch=len(train),
+                           epochs=2, device=torch.device("cpu"))
+    history = fit(learner, train, val, epochs=2)
     assert [record["epoch"] for record in history] == [1, 2]
-    for key in ("train_ce", "train_bpp", "train_acc", "val_acc", "val_bpp", "val_likelihood_bpp"):
+    for key in ("train_loss", "train_ce", "train_bpp", "train_acc", "val_loss", "val_acc", "val_bpp",
+                "val_likelihood_bpp", "lr", "seconds"):
         assert history[-1][key] is not None and history[-1][key] >= 0, key
     after = codec.state_dict()
     for prefix in ("g_a.", "h_a.", "h_s.", "entropy_bottleneck.quantiles", "entropy_bottleneck.matrices"):
