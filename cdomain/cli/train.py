@@ -72,7 +72,7 @@ def train(argv: Sequence[str] | None) -> None:
     config, list_only = parse_config(argv)
     if list_only:
         from cdomain.models import list_models_for
-        from cdomain.train.tasks import get_task
+        from cdomain.train.engine import get_task
 
         print("\n".join(list_models_for(config.input, get_task(config.task).model_task)))
         return

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from cdomain.data.base_loader import EpochLoader
+from cdomain.data.loader import EpochLoader
 from cdomain.models.spec import InputSpec
 
 

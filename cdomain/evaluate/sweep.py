@@ -29,7 +29,7 @@ from cdomain.data.quality import reencoded_samples
 from cdomain.errors import CheckpointError
 from cdomain.jpeg.markers import parse_header
 from cdomain.train.engine import evaluate
-from cdomain.train.tasks import task_of_model
+from cdomain.train.engine import task_of_model
 
 #: The qualities of the compression-impact studies, and the CPT figures' range.
 DEFAULT_QUALITIES = (5, 10, 15, 20, 25, 30, 40, 50, 60, 75, 90, 95)

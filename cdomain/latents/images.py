@@ -6,7 +6,7 @@ import numpy as np
 import torch
 from torch.utils.data import Dataset
 
-from cdomain.data.base_loader import EpochLoader, SampleDataset
+from cdomain.data.loader import EpochLoader, SampleDataset
 from cdomain.data.folder import SampleList
 from cdomain.jpeg.reader import read_coefficients
 

@@ -15,7 +15,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from cdomain.data.base_loader import EpochLoader, SampleDataset
+from cdomain.data.loader import EpochLoader, SampleDataset
 from cdomain.latents.cache import LatentCache
 from cdomain.models.spec import InputSpec
 

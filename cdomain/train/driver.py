@@ -36,7 +36,7 @@ from cdomain.train.engine import fit
 from cdomain.train.inputs import input_kind
 from cdomain.train.modes import Phase, plan_phases
 from cdomain.train.state import RunState, commit_epoch, confined, load_state, load_training_state, save_training_state
-from cdomain.train.tasks import get_task
+from cdomain.train.engine import get_task
 
 #: Options a resumed run may change; anything else must match the run's config.yaml.
 RESUME_OVERRIDES = ("epochs", "workers", "device", "threads", "quiet", "resume", "output", "skip_bad")

@@ -12,8 +12,7 @@ from cdomain.data.crowd import crowd_split
 from cdomain.data.density import density_target
 from cdomain.data.loader import DCTLoader
 from cdomain.models import create_model
-from cdomain.train.engine import Learner, OptimConfig, evaluate, fit, run_epoch
-from cdomain.train.tasks import TASKS, density_loss, mean_count_baseline
+from cdomain.train.engine import TASKS, Learner, OptimConfig, density_loss, evaluate, fit, mean_count_baseline, run_epoch
 
 COUNTING = TASKS["counting"]
 
