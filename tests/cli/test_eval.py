@@ -44,4 +44,5 @@ def test_sweep_of_a_counting_checkpoint_reports_mae(tmp_path):
                           "--output", str(out)]) == 0
     rows = list(csv.DictReader((out / "sweep.csv").open()))
     assert {r["metric"] for r in rows} == {"mae"} and {r["quality"] for r in rows} == {"", "5"}
-    assert all(float(r["value"]) >= 0 for r in rows)
+    assert all(float(r["value"]) > 0 for r in rows)  # an untrained counter is never exactly right
+    assert float(rows[0]["bits_per_pixel"]) > float(rows[1]["bits_per_pixel"])  # q5 files are smaller

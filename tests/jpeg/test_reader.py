@@ -65,6 +65,7 @@ def test_path_bytes_and_file_object_agree(tmp_path):
     path.write_bytes(data)
     from_path = read_coefficients(str(path))
     for other in (read_coefficients(data), read_coefficients(io.BytesIO(data)), read_coefficients(path.open("rb"))):
+        assert len(from_path.coefficients) == len(other.coefficients) == 3
         assert all(np.array_equal(a, b) for a, b in zip(from_path.coefficients, other.coefficients))
     assert from_path.source == str(path)
     assert read_coefficients(data).source == "<bytes>"
