@@ -55,7 +55,10 @@ def setup_args() -> argparse.ArgumentParser:
     codec.add_argument("--lmbda", type=float, default=None, help="rate-distortion lambda (default: CompressAI's for --quality)")
     codec.add_argument("--checkpoint-every", type=int, default=500)
     codec.add_argument("--eval-images", type=int, default=64, help="validation images for the final bpp/PSNR")
-    codec.add_argument("--output", type=Path, default=None, help="codec file (default: codecs/<architecture>-q<Q>.safetensors)")
+    codec.add_argument("--output", type=Path, default=None,
+                       help="codec file (default: codecs/<architecture>-q<Q>.safetensors); an interrupted run "
+                            "continues from its last checkpoint when rerun with the same --output")
+    codec.add_argument("--overwrite", action="store_true", help="train again into an --output that earlier training wrote")
     codec.add_argument("--workers", type=int, default=0)
     codec.add_argument("--seed", type=int, default=0)
     codec.add_argument("--device", default="cpu")
@@ -86,9 +89,31 @@ def resolve_data(data: str) -> dict:
     return open_dataset(data, "classification", require_splits=False, log=log).splits
 
 
+def codec_resume_point(output: Path, steps: int, overwrite: bool) -> bool:
+    """Whether to resume the codec training saved at ``output``; refuses to replace other files."""
+    from cdomain.latents.codec_train import saved_step, state_path
+    from cdomain.errors import RunFolderError
+
+    if output.exists() and not output.is_file():
+        raise RunFolderError(f"--output {output}: exists and is not a file")
+    if not output.exists() or overwrite:
+        if overwrite and output.exists() and not state_path(output).is_file():
+            raise RunFolderError(f"--output {output}: --overwrite replaces codec training that cdomain-prepare "
+                                 "wrote, and this file has no training state beside it; choose another --output")
+        return False
+    step = saved_step(output)
+    if step is None:
+        raise RunFolderError(f"--output {output}: exists and holds no codec training to continue; "
+                             "choose another --output")
+    if step >= steps:
+        raise RunFolderError(f"--output {output}: training is complete ({step} steps); raise --steps to continue it "
+                             "or pass --overwrite to train it again")
+    return True
+
+
 def run_codec(args: argparse.Namespace) -> dict:
-    from cdomain.latents.codec_train import CodecTrainConfig, psnr, train_codec
-    from cdomain.latents.codecs import ARCHITECTURES, build_codec
+    from cdomain.latents.codec_train import CodecTrainConfig, psnr, saved_step, train_codec
+    from cdomain.latents.codecs import ARCHITECTURES, build_codec, load_codec
     from cdomain.latents.encode import compress, decompress, encode
     from cdomain.latents.images import load_rgb
 
@@ -104,16 +129,20 @@ def run_codec(args: argparse.Namespace) -> dict:
     splits = resolve_data(args.data)
     torch.manual_seed(args.seed)
     n, m = args.channels or (None, None)
-    model = build_codec(args.architecture, args.quality, N=n, M=m)
     output = args.output or Path("codecs") / f"{args.architecture}-q{args.quality}.safetensors"
+    resume = codec_resume_point(output, args.steps, args.overwrite)
+    model = load_codec(output) if resume else build_codec(args.architecture, args.quality, N=n, M=m)
     config = CodecTrainConfig(steps=args.steps, batch_size=args.batch_size, crop=args.crop, lr=args.lr,
                               aux_lr=args.aux_lr, lmbda=args.lmbda, seed=args.seed, workers=args.workers,
                               checkpoint_every=args.checkpoint_every)
     progress = not args.quiet and sys.stderr.isatty()
+    if resume:
+        log(f"resuming codec training in {output} at step {saved_step(output)} of {args.steps}")
     log(f"codec: {args.architecture} quality {args.quality} (N={model.N}, M={model.M}), {args.steps} steps of "
         f"{args.batch_size}x{args.crop}x{args.crop} crops from {args.data}, checkpoint {output}")
     names = list(splits)
-    summary = train_codec(model, splits[names[0]], config, checkpoint=output, device=args.device, progress=progress)
+    summary = train_codec(model, splits[names[0]], config, checkpoint=output, device=args.device, progress=progress,
+                          resume=resume)
     model.cpu()
     eval_split = names[-1]
     samples = splits[eval_split]

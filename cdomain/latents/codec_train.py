@@ -23,6 +23,7 @@ from tqdm import tqdm
 from cdomain.data.folder import DataSource, resolve_source
 from cdomain.latents.codecs import MSE_LAMBDAS, codec_config, refresh_entropy_tables, save_codec
 from cdomain.latents.images import RandomCrops
+from cdomain.train.state import load_training_state, save_training_state
 
 
 @dataclass
@@ -59,6 +60,18 @@ def split_parameters(model: torch.nn.Module) -> tuple[list, list]:
     return main, aux
 
 
+def state_path(checkpoint: str | os.PathLike[str]) -> Path:
+    """Where the training state of codec file ``checkpoint`` is kept (``<name>.state.safetensors``)."""
+    checkpoint = Path(checkpoint)
+    return checkpoint.with_name(checkpoint.name + ".state.safetensors")
+
+
+def saved_step(checkpoint: str | os.PathLike[str]) -> int | None:
+    """The step the training state beside ``checkpoint`` was saved at, or None if there is none."""
+    path = state_path(checkpoint)
+    return int(load_training_state(path)["step"]) if path.is_file() else None
+
+
 def psnr(mse: float) -> float:
     return float("inf") if mse <= 0 else 10 * math.log10(1.0 / mse)
 
@@ -73,12 +86,16 @@ def train_codec(
     device: torch.device | str = "cpu",
     progress: bool = True,
     on_checkpoint: Callable[[int, dict], None] | None = None,
+    resume: bool = False,
 ) -> dict:
     """Train ``model`` (from :func:`~cdomain.latents.codecs.build_codec`) on random crops.
 
     Writes ``checkpoint`` (a cdomain codec file, atomically) every ``checkpoint_every`` steps
-    and at the end. Returns a summary: steps, seconds, lambda and the mean loss, bpp, MSE and
-    PSNR over the last 10% of steps.
+    and at the end, each time with its training state beside it (:func:`state_path`: step and
+    optimiser states, safetensors). ``resume`` continues from that state: pass the codec loaded
+    from ``checkpoint`` as ``model``; training goes on from the saved step with the saved
+    optimiser states (the crops of the resumed epochs are drawn afresh). Returns a summary:
+    steps, seconds, lambda and the mean loss, bpp, MSE and PSNR over the last 10% of steps.
     """
     lmbda = config.lmbda if config.lmbda is not None else MSE_LAMBDAS[codec_config(model)["quality"]]
     samples = resolve_source(source, split)
@@ -94,7 +111,14 @@ def train_codec(
     recent: list[tuple[float, float, float]] = []
     start = time.perf_counter()
     step = 0
-    bar = tqdm(total=config.steps, desc=f"codec lambda={lmbda:g}", unit="step", disable=not progress, leave=False)
+    if resume:
+        saved = load_training_state(state_path(checkpoint))
+        optimizer.load_state_dict(saved["optimizer"])
+        aux_optimizer.load_state_dict(saved["aux_optimizer"])
+        step, dataset.epoch = int(saved["step"]), int(saved["epoch"]) + 1
+        generator.manual_seed(config.seed + 1_000_003 * dataset.epoch)
+        recent = [tuple(item) for item in saved["recent"]]
+    bar = tqdm(total=config.steps, initial=step, desc=f"codec lambda={lmbda:g}", unit="step", disable=not progress, leave=False)
     info = {"lambda": lmbda, "crop": config.crop, "batch_size": config.batch_size, "data": str(source)}
     while step < config.steps:
         for images in loader:
@@ -119,6 +143,9 @@ def train_codec(
             if checkpoint is not None and (step % config.checkpoint_every == 0 or step == config.steps):
                 model.eval()
                 save_codec(checkpoint, model, info={**info, "step": step})
+                save_training_state(state_path(checkpoint), {
+                    "step": step, "epoch": dataset.epoch, "steps": config.steps, "recent": [list(r) for r in recent],
+                    "optimizer": optimizer.state_dict(), "aux_optimizer": aux_optimizer.state_dict()})
                 model.train()
                 if on_checkpoint is not None:
                     on_checkpoint(step, {"loss": recent[-1][0]})

@@ -29,6 +29,9 @@ class RandomCrops(Dataset):
     def __init__(self, samples: SampleList, crop: int, seed: int = 0) -> None:
         self.samples, self.crop, self.seed, self.epoch = samples, int(crop), int(seed), 0
 
+    def __len__(self) -> int:
+        return len(self.samples)
+
     def __getitem__(self, index: int) -> torch.Tensor:
         image = load_rgb(self.samples.paths[index])
         rng = np.random.default_rng([self.seed, self.epoch, index])
