@@ -18,8 +18,6 @@ from cdomain.latents.loader import LatentLoader  # noqa: E402
 from tests.latents.conftest import CODEC_PATH  # noqa: E402
 
 
-@pytest.mark.xfail(reason="cdomain/latents/images.py: RandomCrops lost __len__ in 78612d1; "
-                          "codec_train.train_codec calls len(dataset) (TypeError)", raises=TypeError, strict=True)
 def test_prepare_codec(tmp_path, capsys):
     codec_path = tmp_path / "codec.safetensors"
     argv = ["codec", "--data", "textures-tiny", "--quality", "2", "--channels", "8", "12", "--steps", "6",
