@@ -1,6 +1,6 @@
 """Curriculum pre-training (CPT) vs plain fine-tuning (NPT) for crowd counting on heavily compressed JPEGs.
 
-The CPT study (REFERENCES.md) trains a counting network at quality q0 = 75, then either
+The CPT study (docs/references.md, "Curriculum pre-training") trains a counting network at quality q0 = 75, then either
 fine-tunes it directly at the target quality (NPT) or walks down the curriculum
 (75, 60, 40, 30, 25, 20, 15, 10, 5, 1) one quality at a time, cascading the weights and
 restarting the optimizer and schedule at every step (CPT). It reports MAE improvements of
@@ -18,6 +18,9 @@ epochs in total, as in the study. Run time on 2 CPU cores with the defaults: abo
 (``--quick``: about 5 minutes).
 
     python benchmarks/cpt_vs_npt.py [--quick] [--input dct|rgb] [--output runs/cpt-vs-npt]
+
+Every arm is one :func:`cdomain.train.run` (modes ``standard``, ``npt`` and ``cpt``), with its run
+folder under ``--output`` (replaced when the script is run again).
 """
 
 from __future__ import annotations
@@ -27,15 +30,10 @@ import json
 import time
 from pathlib import Path
 
-from cdomain.cli.train import main as train
-from cdomain.train.modes import DEFAULT_CURRICULUM
+from cdomain.train import TrainConfig, run
+from cdomain.train.config import DEFAULT_CURRICULUM
 
 TARGETS = (5, 1)
-
-
-def run(command: list[str]) -> None:
-    if train(command) != 0:
-        raise SystemExit(f"training failed: {' '.join(command)}")
 
 
 def last_record(output: Path, quality: int) -> dict:
@@ -58,17 +56,16 @@ def main() -> None:
         args.q0_epochs, args.step_epochs = 12, 3
     start = time.perf_counter()
     out = args.output
-    common = ["--task", "counting", "--data", args.data, "--input", args.input, "--seed", str(args.seed),
-              "--optimizer", "adamw", "--lr", "1e-3", "--weight-decay", "1e-4", "--quiet"]
+    common = TrainConfig(task="counting", data=args.data, input=args.input, seed=args.seed, optimizer="adamw",
+                         lr=1e-3, weight_decay=1e-4, quiet=True, overwrite=True)
     q0 = DEFAULT_CURRICULUM[0]
-    run([*common, "--quality", str(q0), "--epochs", str(args.q0_epochs), "--output", str(out / f"q{q0}")])
+    run(common.replace(quality=q0, epochs=args.q0_epochs, output=str(out / f"q{q0}")))
     init = str(out / f"q{q0}" / "model.safetensors")
-    step = ["--epochs", str(args.step_epochs), "--warmup-epochs", "0", "--init", init]
+    step = common.replace(epochs=args.step_epochs, warmup_epochs=0, init=init)
     for target in TARGETS:
-        run([*common, *step, "--mode", "npt", "--target-quality", str(target), "--output", str(out / f"npt-q{target}")])
-    curriculum = ",".join(str(q) for q in DEFAULT_CURRICULUM[1:])
-    run([*common, *step, "--mode", "cpt", "--curriculum", curriculum, "--target-quality", str(min(TARGETS)),
-         "--output", str(out / "cpt")])
+        run(step.replace(mode="npt", target_quality=target, output=str(out / f"npt-q{target}")))
+    run(step.replace(mode="cpt", curriculum=DEFAULT_CURRICULUM[1:], target_quality=min(TARGETS),
+                     output=str(out / "cpt")))
 
     rows = []
     for target in TARGETS:

@@ -1,6 +1,6 @@
 """Frozen codec vs joint fine-tuning: cResNet-39 accuracy and real bpp at two codec qualities.
 
-The published comparison (REFERENCES.md, "Learned latents": MINC-2500 textures, pretrained
+The published comparison (docs/references.md, "Learned latents": MINC-2500 textures, pretrained
 bmshj2018 codecs) found joint fine-tuning of encoder and task network far ahead of a frozen
 encoder at low quality (q1: 66.26 vs 13.88 top-1). This script repeats the comparison at CPU
 scale on the embedded ``textures`` data set (10 classes, 1,200 train / 400 val images, 64x64):
@@ -8,11 +8,17 @@ scale on the embedded ``textures`` data set (10 classes, 1,200 train / 400 val i
 1. per quality, train a bmshj2018-hyperprior codec of the zoo's size (N=128, M=192 for
    q1-5) from scratch, briefly (``--codec-steps`` Adam steps on 64x64 crops, lr
    ``--codec-lr``) -- far from CompressAI's converged weights, which cannot be downloaded here;
-2. frozen: encode train and val once (cached latents), train cResNet-39 on them;
-3. joint: start from the same codec and a cResNet-39 with the same initial weights, train
-   encoder side and network together on CE + ``--lambda-rate`` * bpp (fit_joint);
+2. frozen: encode train and val once (cached latents), train cResNet-39 on them
+   (``cdomain.train.run`` with ``TrainConfig(input="latent")``);
+3. joint: start from the same codec and a cResNet-39 with the same initial weights (same seed),
+   train encoder side and network together on CE + ``--lambda-rate`` * bpp
+   (``TrainConfig(input="latent", mode="joint")``: :class:`cdomain.latents.joint.JointLearner`);
 4. print validation accuracy and validation bpp (real bitstreams from ``compress()`` and the
    likelihood estimate) for each.
+
+Each arm is a run folder (``OUTPUT/q<Q>/frozen``, ``OUTPUT/q<Q>/joint``, the latter with the
+tuned ``codec.safetensors``), replaced when the script is run again; the frozen arm's latent
+cache (``OUTPUT/q<Q>/latents``) and the trained codec are reused.
 
 CPU sizing: the 64x64 images give 4x4 latents; the published resize-to-32 / crop-28 would make
 every cResNet-39 step about 50x dearer, so latents are used at their own size (``--resize``/
@@ -46,14 +52,9 @@ from pathlib import Path
 import torch
 
 from cdomain.data.embedded import embedded_dataset
-from cdomain.latents.cache import write_latents
 from cdomain.latents.codec_train import CodecTrainConfig, train_codec
-from cdomain.latents.codecs import build_codec, load_codec, save_codec
-from cdomain.latents.images import ImageLoader
-from cdomain.latents.joint import JointConfig, fit_joint
-from cdomain.latents.loader import LatentLoader
-from cdomain.models import create_model
-from cdomain.train.engine import OptimConfig, fit
+from cdomain.latents.codecs import build_codec, load_codec
+from cdomain.train import TrainConfig, run
 
 
 def setup_args() -> argparse.ArgumentParser:
@@ -89,7 +90,11 @@ def main(argv=None) -> None:
           f"(AdamW lr {args.lr}), joint lambda_rate {args.lambda_rate}, codec lr {args.joint_codec_lr}, "
           f"latents resize {args.resize} crop {args.crop}; {args.threads} threads, load {os.getloadavg()[0]:.1f}",
           flush=True)
-    optim = OptimConfig(optimizer="adamw", lr=args.lr, weight_decay=5e-4, warmup_epochs=0.5)
+    # both arms: the same network, seed (hence initial weights), optimiser and latent augmentation
+    common = TrainConfig(input="latent", data=args.data, model=args.model, epochs=args.epochs,
+                         batch_size=args.batch_size, optimizer="adamw", lr=args.lr, weight_decay=5e-4,
+                         warmup_epochs=0.5, latent_resize=args.resize, latent_crop=args.crop, seed=args.seed,
+                         threads=args.threads, quiet=not args.progress, overwrite=True)
     rows = []
     for quality in args.qualities:
         out = args.output / f"q{quality}"
@@ -108,40 +113,20 @@ def main(argv=None) -> None:
         codec_seconds = time.perf_counter() - t0
         print(f"q{quality}: codec N={codec.N} M={codec.M} {codec_note} in {codec_seconds:.0f}s", flush=True)
 
-        # frozen: cached latents
+        # frozen: train and val encoded once into the latent cache (val with real bitstreams)
         t0 = time.perf_counter()
-        for split in ("train", "val"):
-            write_latents(codec, args.data, out / "latents" / split, split=split, bitstreams=split == "val",
-                          codec_path=str(codec_path), progress=args.progress)
-        common = dict(batch_size=args.batch_size, resize=args.resize, crop=args.crop, seed=args.seed)
-        train = LatentLoader(out / "latents" / "train", augment=True, drop_last=True, **common)
-        val = LatentLoader(out / "latents" / "val", augment=False, **common)
-        torch.manual_seed(args.seed)
-        model = create_model(args.model, num_classes=train.num_classes, latent_channels=codec.M)
-        initial = {key: value.clone() for key, value in model.state_dict().items()}
-        history = fit(model, train, val, epochs=args.epochs, optim=optim, device=torch.device("cpu"),
-                      progress=args.progress)
-        frozen = {"acc": history[-1]["val_acc"], "bpp": val.bpp["bpp"], "likelihood_bpp": val.bpp["likelihood_bpp"],
-                  "seconds": time.perf_counter() - t0}
+        summary = run(common.replace(codec=str(codec_path), cache=str(out / "latents"), output=str(out / "frozen")))
+        frozen = {"acc": summary["final_val_acc"], "bpp": summary["final_val_bpp"],
+                  "likelihood_bpp": summary["final_val_likelihood_bpp"], "seconds": time.perf_counter() - t0}
         print(f"q{quality} frozen: val acc {frozen['acc']:.1f}% at {frozen['bpp']:.4f} bpp "
               f"(estimate {frozen['likelihood_bpp']:.4f}); {frozen['seconds']:.0f}s", flush=True)
 
-        # joint: same codec, same initial network
+        # joint: same codec file, same initial network; the tuned codec is OUTPUT/q<Q>/joint/codec.safetensors
         t0 = time.perf_counter()
-        codec = load_codec(codec_path, quality=quality)
-        model = create_model(args.model, num_classes=train.num_classes, latent_channels=codec.M)
-        model.load_state_dict(initial)
-        train_images = ImageLoader(args.data, split="train", batch_size=args.batch_size, augment=True,
-                                   drop_last=True, seed=args.seed)
-        val_images = ImageLoader(args.data, split="val", batch_size=args.batch_size, augment=False)
-        joint_config = JointConfig(lambda_rate=args.lambda_rate, codec_lr=args.joint_codec_lr, resize=args.resize,
-                                   crop=args.crop, seed=args.seed)
-        history = fit_joint(codec, model, train_images, val_images, epochs=args.epochs, optim=optim,
-                            config=joint_config, progress=args.progress)
-        save_codec(out / "joint-codec.safetensors", codec)
-        last = history[-1]
-        joint = {"acc": last["val_acc"], "bpp": last["val_bpp"], "likelihood_bpp": last["val_likelihood_bpp"],
-                 "seconds": time.perf_counter() - t0}
+        summary = run(common.replace(mode="joint", codec=str(codec_path), lambda_rate=args.lambda_rate,
+                                     codec_lr=args.joint_codec_lr, output=str(out / "joint")))
+        joint = {"acc": summary["final_val_acc"], "bpp": summary["final_val_bpp"],
+                 "likelihood_bpp": summary["final_val_likelihood_bpp"], "seconds": time.perf_counter() - t0}
         print(f"q{quality} joint:  val acc {joint['acc']:.1f}% at {joint['bpp']:.4f} bpp "
               f"(estimate {joint['likelihood_bpp']:.4f}); {joint['seconds']:.0f}s", flush=True)
         rows.append((quality, frozen, joint))

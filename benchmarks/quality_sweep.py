@@ -1,6 +1,6 @@
 """Compression impact on the embedded classification set: no mitigation vs fine-tuned vs jpeg-aug.
 
-Reproduces the design of the compression-impact studies (REFERENCES.md) at CPU scale:
+Reproduces the design of the compression-impact studies (docs/references.md, "Compression-impact studies") at CPU scale:
 
 1. train the default DCT network on the original (quality 90) images: the "no mitigation" model;
 2. fine-tune a copy of it at each evaluation quality (npt mode): the "fine-tuned" models;
@@ -12,6 +12,9 @@ to compression that fine-tuning recovers. Run time on 2 CPU cores with the defau
 15 minutes (``--quick``: about 3 minutes, noisier).
 
     python benchmarks/quality_sweep.py [--quick] [--output runs/quality-sweep]
+
+Every model is trained by :func:`cdomain.train.run` (one run folder each under ``--output``,
+replaced when the script is run again) and evaluated with :mod:`cdomain.evaluate.sweep`.
 """
 
 from __future__ import annotations
@@ -21,19 +24,13 @@ import json
 import time
 from pathlib import Path
 
-from cdomain.cli.train import main as train
-from cdomain.data.embedded import embedded_dataset
-from cdomain.data.folder import image_folder
+from cdomain.checkpoint import load_checkpoint
+from cdomain.data.registry import open_dataset
 from cdomain.data.quality import reencoded_samples
 from cdomain.evaluate.sweep import SweepPoint, compressed_size, evaluate_checkpoint, write_results
-from cdomain.train.checkpoint import load_checkpoint
+from cdomain.train import TrainConfig, run
 
 QUALITIES = (5, 10, 15, 50, 75, 95)
-
-
-def run(command: list[str]) -> None:
-    if train(command) != 0:
-        raise SystemExit(f"training failed: {' '.join(command)}")
 
 
 def main() -> None:
@@ -50,19 +47,18 @@ def main() -> None:
     qualities = [int(q) for q in args.qualities.split(",")]
     start = time.perf_counter()
     out = args.output
-    common = ["--data", "textures", "--fbs", "16", "--seed", str(args.seed), "--quiet"]
+    common = TrainConfig(data="textures", input="dct", fbs=16, seed=args.seed, quiet=True, overwrite=True)
 
-    run([*common, "--epochs", str(args.epochs), "--output", str(out / "base")])
-    run([*common, "--epochs", str(args.epochs), "--mode", "jpeg-aug", "--aug-quality", "10,90",
-         "--output", str(out / "jpeg-aug")])
+    run(common.replace(epochs=args.epochs, output=str(out / "base")))
+    run(common.replace(epochs=args.epochs, mode="jpeg-aug", aug_quality=(10, 90), output=str(out / "jpeg-aug")))
     for quality in qualities:
-        run([*common, "--mode", "npt", "--init", str(out / "base" / "model.safetensors"), "--target-quality",
-             str(quality), "--epochs", str(args.finetune_epochs), "--lr", "0.01", "--warmup-epochs", "0",
-             "--output", str(out / f"finetuned-q{quality}")])
+        run(common.replace(mode="npt", init=str(out / "base" / "model.safetensors"), target_quality=quality,
+                           epochs=args.finetune_epochs, lr=0.01, warmup_epochs=0,
+                           output=str(out / f"finetuned-q{quality}")))
 
     base = load_checkpoint(out / "base" / "model.safetensors")
     augmented = load_checkpoint(out / "jpeg-aug" / "model.safetensors")
-    val = image_folder(embedded_dataset("textures") / "val")
+    val = open_dataset("textures").split("val")
     original = evaluate_checkpoint(base, val, crop=None)["acc"]
     points, rows = [], []
     for quality in qualities:
