@@ -140,8 +140,16 @@ class TrainingRun:
     # ------------------------------------------------------------------ run
 
     def execute(self) -> dict:
-        config = self.config
         self.output = self.claim_output()
+        try:
+            return self._execute()
+        except BaseException:
+            if self.config.output is None and self.output.is_dir() and not any(self.output.iterdir()):
+                self.output.rmdir()  # the folder this run claimed and never used
+            raise
+
+    def _execute(self) -> dict:
+        config = self.config
         self.dataset = open_dataset(config.data, config.task, log=self.log if self.dist.is_main else None)
         self.kind.setup(self)
         torch.manual_seed(config.seed)

@@ -317,3 +317,10 @@ def test_pickle_of_every_cdomain_error_keeps_type_and_message():
                   RunFolderError("o: bad")):
         again = pickle.loads(pickle.dumps(error))
         assert type(again) is type(error) and str(again) == str(error)
+
+
+def test_a_run_that_fails_early_leaves_no_empty_default_folder(tmp_path, monkeypatch, capsys):
+    monkeypatch.chdir(tmp_path)
+    assert main(["--input", "latent", "--data", "textures-tiny"]) == 2
+    assert "--codec" in capsys.readouterr().err
+    assert not (tmp_path / "runs").exists() or not any((tmp_path / "runs").iterdir())
