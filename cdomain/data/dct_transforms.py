@@ -110,16 +110,6 @@ def hflip_image(image: DCTImage) -> DCTImage:
     return replace(image, coefficients=tuple(kernels.hflip(c) for c in image.coefficients))
 
 
-def select_region(
-    image: DCTImage,
-    crop: tuple[int, int] | None,
-    rng: np.random.Generator | None,
-    small: str = "pad",
-) -> DCTImage:
-    """The region of :func:`locate_region` alone."""
-    return locate_region(image, crop, rng, small)[0]
-
-
 def locate_region(
     image: DCTImage,
     crop: tuple[int, int] | None,

@@ -32,7 +32,7 @@ from cdomain.errors import ConfigError, RunFolderError
 from cdomain.train import distributed, run_folder
 from cdomain.train.config import TrainConfig
 from cdomain.train.device import resolve_device, set_threads
-from cdomain.train.engine import fit
+from cdomain.train.engine import fit, mean_count_baseline
 from cdomain.train.inputs import input_kind
 from cdomain.train.modes import Phase, plan_phases
 from cdomain.train.state import RunState, commit_epoch, confined, load_state, load_training_state, save_training_state
@@ -313,6 +313,10 @@ class TrainingRun:
                    f"final_{metric}": last[f"final_{metric}"], f"best_{metric}": last[f"best_{metric}"],
                    "best_epoch": last["best_epoch"], "skipped_files": len(self.bad_files),
                    "skipped": [{"path": path, "cause": cause} for path, cause in sorted(self.bad_files.items())]}
+        if self.config.task == "counting":  # the trivial counter to beat: always the mean training count
+            counts = {split: [target.count(i) for i in range(len(target))]
+                      for split in ("train", "val") for target in [self.dataset.target(split)]}
+            summary["mean_count_baseline"] = mean_count_baseline(counts["train"], counts["val"])
         if records and "val_bpp" in records[-1]:
             summary["final_val_bpp"] = records[-1]["val_bpp"]
             summary["final_val_likelihood_bpp"] = records[-1].get("val_likelihood_bpp")

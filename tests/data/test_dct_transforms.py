@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 from cdomain import read_coefficients
-from cdomain.data.dct_transforms import ChannelStats, crop_blocks, hflip_image, select_region, to_channels
+from cdomain.data.dct_transforms import ChannelStats, crop_blocks, hflip_image, locate_region, to_channels
 from cdomain.jpeg.tables import ZIGZAG
 from tests.helpers import encode, photo_like, psnr
 
@@ -42,11 +42,11 @@ def test_unaligned_crop_is_rejected():
 
 def test_small_images_are_padded_or_rejected():
     image = read_coefficients(encode(photo_like(20, 40), 90, subsampling="4:2:0"))
-    padded = select_region(image, (48, 48), None, small="pad")
+    padded = locate_region(image, (48, 48), None, small="pad")[0]
     assert padded.y.shape[:2] == (6, 6) and padded.cb.shape[:2] == (3, 3)
     assert not padded.y[0].any()  # mid-grey padding rows above the centred image
     with pytest.raises(ValueError, match="smaller than the crop"):
-        select_region(image, (48, 48), None, small="error")
+        locate_region(image, (48, 48), None, small="error")[0]
 
 
 def _block_offsets(full: np.ndarray, part: np.ndarray) -> list[tuple[int, int]]:
@@ -61,13 +61,13 @@ def test_random_crops_are_mcu_aligned_and_seeded():
     starts on a 16 px MCU boundary (an even luma-block offset), with the chroma window at half that
     offset; different seeds reach different MCU offsets."""
     image = read_coefficients(encode(photo_like(96, 96), 90, subsampling="4:2:0"))
-    first = select_region(image, (48, 48), np.random.default_rng(3))
-    again = select_region(image, (48, 48), np.random.default_rng(3))
+    first = locate_region(image, (48, 48), np.random.default_rng(3))[0]
+    again = locate_region(image, (48, 48), np.random.default_rng(3))[0]
     assert np.array_equal(first.y, again.y) and np.array_equal(first.cr, again.cr)
     assert first.y.shape[:2] == (6, 6) and first.cb.shape[:2] == (3, 3)
     seen = set()
     for seed in range(24):
-        crop = select_region(image, (48, 48), np.random.default_rng(seed))
+        crop = locate_region(image, (48, 48), np.random.default_rng(seed))[0]
         offsets = _block_offsets(image.y, crop.y)
         assert len(offsets) == 1, offsets  # the luma blocks are one window of the full grid
         (top, left), = offsets

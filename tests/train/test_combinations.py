@@ -1,0 +1,70 @@
+"""Every combination of input, mode and task that cdomain-train accepts runs end to end on a tiny
+configuration, through the same driver, and writes the same run folder."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from cdomain.checkpoint import read_header
+from cdomain.errors import ConfigError
+from cdomain.latents.compat import compressai_available
+from cdomain.train import TrainConfig, run
+from cdomain.train.config import INPUTS, MODES, TASKS
+
+CODEC = str(Path(__file__).resolve().parents[1] / "latents" / "data" / "codec-n16-m24.safetensors")
+MODE_OPTIONS = {"standard": {}, "jpeg-aug": {"aug_quality": (20, 60), "requant": "dct"},
+                "cpt": {"curriculum": (75, 40), "target_quality": 40, "requant": "dct"},
+                "npt": {"target_quality": 40, "requant": "dct"}, "joint": {"crop": 32}}
+
+
+def accepted(task: str, input: str, mode: str) -> bool:
+    try:
+        TrainConfig(task=task, input=input, mode=mode, codec="c", init="i", **MODE_OPTIONS[mode])
+        return True
+    except ConfigError:
+        return False
+
+
+COMBINATIONS = [(t, i, m) for t in TASKS for i in INPUTS for m in MODES if accepted(t, i, m)]
+
+
+def tiny(task: str, input: str, mode: str, output: Path, **extra) -> TrainConfig:
+    options = {"task": task, "input": input, "mode": mode, "epochs": 1, "quiet": True, "output": str(output),
+               "data": "crowd-tiny" if task == "counting" else "textures-tiny", "fbs": 4, "stats_images": 8,
+               "batch_size": 8, **MODE_OPTIONS[mode], **extra}
+    if input == "latent":
+        options.update(codec=CODEC, model="cresnet_small")
+    return TrainConfig(**options)
+
+
+def test_the_accepted_combinations_are_the_documented_ones():
+    assert len(COMBINATIONS) == 2 * 2 * 4 + 2  # {dct, rgb} x 4 JPEG modes x 2 tasks, latent standard and joint
+    assert ("classification", "latent", "joint") in COMBINATIONS and ("counting", "latent", "standard") not in COMBINATIONS
+
+
+@pytest.mark.parametrize("task,input,mode", COMBINATIONS)
+def test_combination_runs_end_to_end(tmp_path, task, input, mode):
+    if input == "latent" and not compressai_available():
+        pytest.skip("CompressAI is not installed")
+    extra = {}
+    if mode == "npt":
+        start = tmp_path / "start"
+        run(tiny(task, input, "standard", start))
+        extra["init"] = str(start / "model.safetensors")
+    output = tmp_path / "run"
+    summary = run(tiny(task, input, mode, output, **extra))
+    metric = "val_mae" if task == "counting" else "val_acc"
+    assert summary[f"final_{metric}"] is not None
+    assert json.loads((output / "summary.json").read_text())["phases"] == summary["phases"]
+    assert len(summary["phases"]) == (2 if mode == "cpt" else 1)
+    header = read_header(output / "model.safetensors")
+    assert header.input_spec.input == input
+    assert header.task == ("density" if task == "counting" else "classification")
+    assert (output / "state.json").is_file() and (output / "best.safetensors").is_file()
+    assert TrainConfig.from_yaml(output / "config.yaml") == TrainConfig.from_mapping(
+        {**tiny(task, input, mode, output, **extra).resolved().__dict__, "output": str(output)})
+    if task == "counting":
+        assert summary["mean_count_baseline"]["mae"] > 0
