@@ -77,14 +77,8 @@ class LatentDataset(SampleDataset):
     def __init__(self, cache: LatentCache, *, resize, crop, augment: bool, flip: bool, seed: int, mode: str) -> None:
         self.cache, self.resize, self.crop = cache, resize, crop
         self.augment, self.flip, self.seed, self.mode = augment, flip, seed, mode
+        self.samples = cache  # length and class names come from the cache
         self.epoch = 0
-
-    def __len__(self) -> int:
-        return len(self.cache)
-
-    @property
-    def classes(self) -> tuple[str, ...]:
-        return self.cache.classes
 
     def describe(self, index: int) -> str:
         return f"{self.cache.directory} sample {index}"
