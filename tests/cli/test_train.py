@@ -101,3 +101,36 @@ def test_console_script_entry_point(tmp_path):
         [sys.executable, "-m", "cdomain.cli.train", "--list-models"], capture_output=True, text=True, timeout=300
     )
     assert result.returncode == 0 and "resnet_dct_small" in result.stdout.split()
+
+
+@pytest.mark.parametrize(
+    "text,message",
+    [
+        ("task: foo\n", "task: must be one of classification, counting, got 'foo'"),
+        ("epochs: 1.5\n", "epochs: must be an integer, got 1.5"),
+        ("curriculum: [75, x, 10]\n", "curriculum: must be a list of integers"),
+        ("lr: [1]\n", "lr: must be a number"),
+        ("bogus: 1\n", "unknown option(s) bogus"),
+        ("- just\n- a list\n", "expected a mapping"),
+        ("epochs: [\n", "not valid YAML"),
+    ],
+)
+def test_yaml_with_a_wrong_type_or_value_names_file_and_key(tmp_path, text, message, capsys):
+    config = tmp_path / "train.yaml"
+    config.write_text(text)
+    assert main(["--config", str(config)]) == 2
+    err = capsys.readouterr().err
+    assert message in err and "train.yaml" in err and err.count("\n") == 1
+
+
+def test_a_run_config_reads_back_equal(tmp_path):
+    from cdomain.train import TrainConfig
+
+    output = tmp_path / "run"
+    assert main([*TINY, "--output", str(output), "--curriculum", "90,50", "--aug-quality", "20,30"]) == 0
+    saved = TrainConfig.from_yaml(output / "config.yaml")
+    assert saved.curriculum == (90, 50) and saved.aug_quality == (20, 30) and saved.fbs == 8
+    assert TrainConfig.from_yaml(output / "config.yaml") == TrainConfig.from_mapping(yaml.safe_load(saved.to_yaml()))
+    again = tmp_path / "again"
+    assert main(["--config", str(output / "config.yaml"), "--output", str(again)]) == 0
+    assert TrainConfig.from_yaml(again / "config.yaml") == saved.replace(output=str(again))
