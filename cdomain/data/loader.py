@@ -84,7 +84,11 @@ class SampleDataset(Dataset):
     def collate(self, items: Sequence[tuple[Any, Any]]) -> tuple[Any, Any]:
         return torch.utils.data.default_collate(list(items))
 
-    def __getitem__(self, index: int):
+    def __getitem__(self, key):
+        if isinstance(key, tuple):  # (epoch, index) from EpochSampler: workers outlive epochs
+            self.epoch, index = key
+        else:
+            index = key
         try:
             return self.load(index)
         except (ValueError, OSError) as error:  # cdomain's errors are ValueErrors; OSError: unreadable file
@@ -108,11 +112,43 @@ def guarded_collate(dataset: SampleDataset):
     return collate
 
 
+class EpochSampler(torch.utils.data.Sampler):
+    """This rank's sample order for the loader's current epoch, as ``(epoch, index)`` pairs.
+
+    The epoch travels with every index, so worker processes can live across epochs
+    (``persistent_workers``) and still draw each sample's randomness from ``(seed, epoch, index)``.
+    """
+
+    def __init__(self, loader: "EpochLoader") -> None:
+        self.loader = loader
+
+    def __iter__(self) -> Iterator[tuple[int, int]]:
+        loader = self.loader
+        epoch, count = loader.dataset.epoch, len(loader.dataset)
+        if loader.world_size > 1:
+            sampler = DistributedSampler(loader.dataset, num_replicas=loader.world_size, rank=loader.rank,
+                                         shuffle=loader.shuffle, seed=loader.seed)
+            sampler.set_epoch(epoch)
+            order = list(sampler)
+        elif loader.shuffle:
+            generator = torch.Generator()
+            generator.manual_seed(loader.seed * 1_000_003 + epoch)
+            order = torch.randperm(count, generator=generator).tolist()
+        else:
+            order = range(count)
+        return ((epoch, index) for index in order)
+
+    def __len__(self) -> int:
+        return -(-len(self.loader.dataset) // self.loader.world_size)
+
+
 class EpochLoader:
     """Seeded, shardable batches of ``(inputs, targets)`` over a :class:`SampleDataset`.
 
     Each pass over the loader is one epoch and advances the epoch counter; :meth:`set_epoch`
-    sets it explicitly (a resumed run continues with the epoch it stopped at).
+    sets it explicitly (a resumed run continues with the epoch it stopped at). Worker processes
+    start with the first pass and are kept for the next ones; :meth:`reset_workers` ends them
+    (needed only after changing the dataset's attributes between passes).
     """
 
     def __init__(self, dataset: SampleDataset, *, batch_size: int, shuffle: bool, seed: int = 0, workers: int = 0,
@@ -126,12 +162,17 @@ class EpochLoader:
         self.drop_last = drop_last
         self.skipped_files: list[BadSample] = []
         self.rank, self.world_size = 0, 1
+        self._loader: tuple[tuple, DataLoader] | None = None
 
     def shard(self, rank: int, world_size: int) -> None:
         """Read only this process's share of every epoch (distributed training)."""
         if not 0 <= rank < world_size:
             raise ValueError(f"rank must be in 0..{world_size - 1}, got {rank}")
         self.rank, self.world_size = rank, world_size
+
+    def reset_workers(self) -> None:
+        """End the worker processes; the next pass starts new ones from the current dataset."""
+        self._loader = None
 
     @property
     def classes(self) -> tuple[str, ...]:
@@ -159,18 +200,14 @@ class EpochLoader:
         return count // self.batch_size if self.drop_last else -(-count // self.batch_size)
 
     def _torch_loader(self) -> DataLoader:
-        generator = torch.Generator()
-        generator.manual_seed(self.seed * 1_000_003 + self.dataset.epoch)
-        sampler = None
-        if self.world_size > 1:
-            sampler = DistributedSampler(self.dataset, num_replicas=self.world_size, rank=self.rank,
-                                         shuffle=self.shuffle, seed=self.seed)
-            sampler.set_epoch(self.dataset.epoch)
-        return DataLoader(
-            self.dataset, batch_size=self.batch_size, shuffle=self.shuffle if sampler is None else False,
-            sampler=sampler, num_workers=self.workers, collate_fn=guarded_collate(self.dataset),
-            generator=generator, drop_last=self.drop_last,
-        )
+        """The DataLoader for the current settings, kept across epochs with its workers."""
+        key = (self.batch_size, self.drop_last, self.workers, self.rank, self.world_size, self.shuffle, self.seed)
+        if self._loader is None or self._loader[0] != key:
+            loader = DataLoader(self.dataset, batch_size=self.batch_size, sampler=EpochSampler(self),
+                                num_workers=self.workers, collate_fn=guarded_collate(self.dataset),
+                                drop_last=self.drop_last, persistent_workers=self.workers > 0)
+            self._loader = (key, loader)
+        return self._loader[1]
 
     def __iter__(self) -> Iterator[tuple[Any, Any]]:
         try:
@@ -379,6 +416,7 @@ class JPEGLoader(EpochLoader):
         if stats is not None and stats.fbs != self.dataset.fbs:
             raise ValueError(f"stats are for fbs={stats.fbs}, loader has fbs={self.dataset.fbs}")
         self.dataset.stats = stats
+        self.reset_workers()  # workers hold a copy of the dataset
 
     @property
     def input_spec(self) -> InputSpec:
