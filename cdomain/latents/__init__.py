@@ -23,6 +23,7 @@ from cdomain.latents.compat import compressai_available, import_compressai
 if compressai_available():
     import_compressai()
 
+from cdomain.latents.bitstream import read_latents  # noqa: E402
 from cdomain.latents.cache import LatentCache, write_latents  # noqa: E402
 from cdomain.latents.codecs import (  # noqa: E402
     ARCHITECTURES,
@@ -50,6 +51,7 @@ __all__ = [
     "encode",
     "import_compressai",
     "load_codec",
+    "read_latents",
     "refresh_entropy_tables",
     "save_codec",
     "save_compressai_checkpoint",
