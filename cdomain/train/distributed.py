@@ -70,5 +70,9 @@ def barrier() -> None:
 
 
 def cleanup() -> None:
+    """Leave the process group together: every rank waits for the others (rank 0 may still be
+    writing the summary) before it is torn down. A rank that destroyed its gloo group while a peer
+    still used it could abort at exit ("terminate called without an active exception")."""
     if dist.is_available() and dist.is_initialized():
+        dist.barrier()
         dist.destroy_process_group()
