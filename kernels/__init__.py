@@ -14,6 +14,8 @@ Where things are:
 * ``_host.py`` / ``_device.py``: shape preparation for the CPU / CUDA kernels.
 * ``cpu.py`` / ``cuda.py``: the Numba kernels.
 * ``reference.py``: the plain NumPy definition of every operation, the tests' oracle.
+* ``rescale.py`` (with ``rescale_reference.py``, ``rescale_cpu.py``, ``rescale_cuda.py``):
+  DCT-domain downscaling by 2 or 4.
 """
 
 from __future__ import annotations
@@ -33,6 +35,8 @@ from .ops import (
     upsample_plane,
     ycbcr_to_rgb,
 )
+from . import rescale_reference  # noqa: E402  DCT-domain downscaling
+from .rescale import downscale_blocks
 
 __all__ = [
     "dequantize_select",
@@ -47,4 +51,6 @@ __all__ = [
     "samples_from_blocks",
     "blocks_from_samples",
     "reference",
+    "downscale_blocks",
+    "rescale_reference",
 ]
