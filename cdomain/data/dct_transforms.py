@@ -1,4 +1,5 @@
-"""DCT-domain sample transforms: MCU-aligned crop and pad, horizontal flip, channel layout.
+"""DCT-domain sample transforms: MCU-aligned crop and pad, horizontal flip, downscaling by 2
+or 4, channel layout.
 
 All work happens on quantized coefficients; nothing is decoded to pixels. Crops move in whole
 MCUs (16 px for 4:2:0) so that chroma blocks stay aligned with the luma blocks they cover.
@@ -195,3 +196,70 @@ def _fill(
             kernels.dequantize_select(
                 image.coefficients[index], image.quant_tables[index], fbs, upsample=upsample, mean=mean, std=std, out=out
             )
+
+
+#: Downscale factors the DCT-domain rescale offers (:func:`cdomain.kernels.downscale_blocks`).
+SCALE_FACTORS = (1, 2, 4)
+
+
+def downscale_image(image: DCTImage, factor: int, method: str = "area") -> DCTImage:
+    """``image`` downscaled by ``factor`` (1, 2 or 4) on its coefficients, every component alike.
+
+    Each component's block grid shrinks by ``factor`` (:func:`cdomain.kernels.downscale_blocks`,
+    requantized with the component's own table), so chroma subsampling and the luma/chroma
+    alignment are kept; odd block counts are padded by replicating the last block row / column.
+    The pixel size becomes ``ceil(height / factor) x ceil(width / factor)``, which gives
+    libjpeg's block counts for the new grids.
+    """
+    if factor == 1:
+        return image
+    parts = tuple(
+        kernels.downscale_blocks(coefficients, table, factor, method)
+        for coefficients, table in zip(image.coefficients, image.quant_tables)
+    )
+    return replace(image, coefficients=parts, height=-(-image.height // factor), width=-(-image.width // factor))
+
+
+def scale_factors(scale: tuple[int, int] | None) -> tuple[int, ...]:
+    """The factors of :data:`SCALE_FACTORS` inside the range ``scale = (low, high)`` (None: (1,)).
+
+    Raises ValueError naming ``scale`` when the range is malformed or holds no factor.
+    """
+    if scale is None:
+        return (1,)
+    try:
+        low, high = scale
+    except (TypeError, ValueError):
+        raise ValueError(f"scale must be a pair (low, high) of downscale factors, got {scale!r}") from None
+    if not all(isinstance(v, (int, np.integer)) and not isinstance(v, bool) for v in (low, high)) or not 1 <= low <= high:
+        raise ValueError(f"scale must be integers 1 <= low <= high, got {scale!r}")
+    factors = tuple(f for f in SCALE_FACTORS if low <= f <= high)
+    if not factors:
+        raise ValueError(f"scale {low},{high} holds none of the downscale factors {SCALE_FACTORS}")
+    return factors
+
+
+def random_scaled_region(
+    image: DCTImage,
+    crop: tuple[int, int] | None,
+    rng: np.random.Generator,
+    scale: tuple[int, int],
+    small: str = "pad",
+) -> tuple[DCTImage, Region]:
+    """A RandomResizedCrop-like training region: random size, random place, fixed output size.
+
+    Draws a factor ``k`` uniformly among the factors of ``scale`` (see :func:`scale_factors`)
+    whose region of ``k x crop`` pixels fits inside the image, cuts a random MCU-aligned region of
+    that size in the DCT domain and downscales it by ``k``, so the sample is ``crop`` pixels
+    and covers ``k^2`` times the area of a plain crop. If no factor's region fits, the smallest
+    factor is used and ``small`` decides as in :func:`locate_region`. The returned
+    :class:`Region` is in source pixels (``k x crop`` high and wide).
+    """
+    factors = scale_factors(scale)
+    if crop is None:
+        raise ValueError("a scale range needs a crop size (the output size of every sample)")
+    rows, cols = aligned_blocks(image)
+    fitting = [k for k in factors if rows * 8 >= crop[0] * k and cols * 8 >= crop[1] * k]
+    factor = fitting[int(rng.integers(0, len(fitting)))] if fitting else factors[0]
+    image, region = locate_region(image, (crop[0] * factor, crop[1] * factor), rng, small)
+    return downscale_image(image, factor), region

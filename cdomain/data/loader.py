@@ -36,6 +36,8 @@ from cdomain.data.dct_transforms import (
     Region,
     hflip_image,
     locate_region,
+    random_scaled_region,
+    scale_factors,
     to_channels,
 )
 from cdomain.data.folder import DataSource, SampleList, resolve_source
@@ -249,7 +251,9 @@ class JPEGDataset(SampleDataset):
         backend: str,
         transform: SampleTransform | None = None,
         target: TargetFn | None = None,
+        scale: tuple[int, int] | None = None,
     ) -> None:
+        self.scale = scale
         self.samples, self.input = samples, input
         self.transform, self.target = transform, target
         self.fbs, self.layout, self.crop = fbs, layout, crop
@@ -274,7 +278,10 @@ class JPEGDataset(SampleDataset):
         rng = np.random.default_rng([self.seed, self.epoch, index])
         if self.transform is not None:
             image = self.transform(image, rng)
-        image, region = locate_region(image, self.crop, rng if self.augment else None, self.small)
+        if self.augment and self.scale is not None:  # RandomResizedCrop-like: downscale by 1, 2 or 4
+            image, region = random_scaled_region(image, self.crop, rng, self.scale, self.small)
+        else:
+            image, region = locate_region(image, self.crop, rng if self.augment else None, self.small)
         if self.augment and self.flip and rng.random() < 0.5:
             image = hflip_image(image)
             region = Region(region.top, region.left, region.height, region.width, flipped=True)
@@ -346,6 +353,12 @@ class JPEGLoader(EpochLoader):
         transform: a DCT-domain transform of each image right after reading, given the
             sample's random generator (for example a random JPEG quality).
         target: ``target(index, region)`` gives each sample's target (default: its label).
+        scale: ``(low, high)`` range of DCT-domain downscale factors for augmented samples
+            (RandomResizedCrop-like): each draws 1, 2 or 4 from the range, takes a random region
+            of that many times ``crop`` and downscales it to ``crop`` on the coefficients
+            (:func:`cdomain.data.dct_transforms.random_scaled_region`). Needs ``crop``; None
+            (the default) or ``(1, 1)`` crops without rescaling. Unaugmented samples are not
+            rescaled.
 
     Iterating yields ``(inputs, labels)``; each pass over the loader is one epoch and advances
     the epoch counter used for shuffling and augmentation.
@@ -374,7 +387,10 @@ class JPEGLoader(EpochLoader):
         backend: str = "auto",
         transform: SampleTransform | None = None,
         target: TargetFn | None = None,
+        scale: tuple[int, int] | None = None,
     ) -> None:
+        if scale is not None and scale_factors(scale) != (1,) and crop is None:
+            raise ValueError("scale (a downscale range) needs crop, the size every sample is cut to")
         if self.input == "rgb":
             fbs, layout = 1, "merged"
         if not 1 <= int(fbs) <= 64:
@@ -403,6 +419,7 @@ class JPEGLoader(EpochLoader):
             backend=backend,
             transform=transform,
             target=target,
+            scale=None if scale is None or scale_factors(scale) == (1,) else tuple(scale),
         )
         super().__init__(dataset, batch_size=batch_size, shuffle=augment if shuffle is None else shuffle, seed=seed,
                          workers=workers, drop_last=drop_last)

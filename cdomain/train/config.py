@@ -65,6 +65,9 @@ class TrainConfig:
     workers: int = option(0, "data loading worker processes", group="data")
     skip_bad: bool = option(False, "skip unreadable image files and report how many", group="data")
     stats_images: int = option(512, "training images used for the input channel statistics", group="data")
+    scale: tuple[int, ...] = option((1, 1), "training crops: LOW,HIGH range of DCT-domain downscale factors (1, 2, 4); "
+                                            "each image draws one and its crop covers that many times --crop",
+                                    group="data")
     # quality and mode
     mode: str = option("standard", "standard, npt (fine-tune --init at --target-quality), cpt (curriculum), "
                                    "jpeg-aug (random quality per image) or joint (codec + network, latent input)",
@@ -249,6 +252,12 @@ def _validate(config: TrainConfig) -> None:
         raise ConfigError("fbs", f"must be in 1..64, got {config.fbs}")
     if config.crop is not None and (config.crop < 16 or config.crop % 16):
         raise ConfigError("crop", f"must be a positive multiple of 16 pixels, got {config.crop}")
+    if len(config.scale) != 2 or not 1 <= config.scale[0] <= config.scale[1] or not any(
+            config.scale[0] <= f <= config.scale[1] for f in (1, 2, 4)):
+        raise ConfigError("scale", f"must be LOW,HIGH with 1 <= LOW <= HIGH holding a factor 1, 2 or 4, "
+                                   f"got {list(config.scale)}")
+    if config.scale != (1, 1) and (config.crop is None or config.task != "classification" or config.input == "latent"):
+        raise ConfigError("scale", "needs --crop and classification on dct or rgb input")
     for name in ("quality", "target_quality"):
         value = getattr(config, name)
         if value is not None and not 1 <= value <= 100:

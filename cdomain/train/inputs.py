@@ -66,7 +66,8 @@ class JPEGInput:
             transform = RandomQuality(config.aug_quality[0], config.aug_quality[1], config.requant)
         loader = make_loader(spec, self.samples(run, split, quality), train=train, batch_size=config.batch_size,
                              crop=self.crop, seed=config.seed, workers=config.workers, skip_bad=config.skip_bad,
-                             stats=stats, transform=transform, target=run.dataset.target(split))
+                             stats=stats, transform=transform, target=run.dataset.target(split),
+                             scale=config.scale if train else None)
         if run.dist.enabled:
             loader.shard(run.dist.rank, run.dist.world_size)
         return loader
