@@ -20,10 +20,13 @@ __all__ = ["downscale_blocks"]
 
 
 @functools.lru_cache(maxsize=None)
-def _matrices(factor: int, method: str) -> np.ndarray:
+def _matrices(factor: int, method: str) -> tuple[np.ndarray, np.ndarray]:
+    """The matrices ``[f, 8, 8]`` and the input frequencies they read, read-only."""
     matrices = np.ascontiguousarray(downscale_matrices(factor, method))
+    used = np.ascontiguousarray(used_frequencies(factor, method))
     matrices.flags.writeable = False
-    return matrices
+    used.flags.writeable = False
+    return matrices, used
 
 
 def downscale_blocks(coefficients: Array, quant_table: Array, factor: int, method: str = "area") -> Array:
@@ -45,8 +48,7 @@ def downscale_blocks(coefficients: Array, quant_table: Array, factor: int, metho
     if method not in METHODS:
         raise ValueError(f"method must be one of {METHODS}, got {method!r}")
     factor = int(factor)
-    matrices = _matrices(factor, method)
-    used = used_frequencies(factor, method)
+    matrices, used = _matrices(factor, method)
     backend = kind(coefficients)
     if backend == "cuda":
         from . import rescale_cuda

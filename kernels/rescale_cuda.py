@@ -35,11 +35,13 @@ def _downscale_kernel(coef, table, matrices, used, out):
         acc = 0.0
         for i in range(f):
             row = min(bi * f + i, bh - 1)
-            for k in range(used):
+            for a in range(used.shape[0]):
+                k = used[a]
                 inner = 0.0
                 for j in range(f):
                     col = min(bj * f + j, bw - 1)
-                    for l in range(used):
+                    for c in range(used.shape[0]):
+                        l = used[c]
                         inner += np.float64(coef[b, row, col, k, l]) * np.float64(table[t, k * 8 + l]) * matrices[j, v, l]
                 acc += matrices[i, u, k] * inner
         q = np.float64(table[t, u * 8 + v])
@@ -50,7 +52,7 @@ def _downscale_kernel(coef, table, matrices, used, out):
             out[b, bi, bj, u, v] = np.int16(-min(magnitude, 32768.0))
 
 
-def downscale_blocks(coefficients, quant_table, factor: int, matrices: np.ndarray, used: int):
+def downscale_blocks(coefficients, quant_table, factor: int, matrices: np.ndarray, used: np.ndarray):
     """CUDA tensors / Numba device arrays ``[..., bh, bw, 8, 8]`` -> the same kind, downscaled."""
     from ._device import _Context
 
@@ -64,5 +66,5 @@ def downscale_blocks(coefficients, quant_table, factor: int, matrices: np.ndarra
         coef = ctx.view(ctx.contiguous(coefficients, (batch, bh, bw, 8, 8)))
         result, target = ctx.empty((batch, oh, ow, 8, 8), np.int16)
         _launch(_downscale_kernel, batch * oh * ow * 64, ctx.stream, coef, ctx.table(quant_table),
-                ctx.upload(matrices), used, target)
+                ctx.upload(matrices), ctx.upload(used), target)
         return result.reshape(*lead, oh, ow, 8, 8)

@@ -65,12 +65,17 @@ def downscale_matrices(factor: int, method: str = "area") -> np.ndarray:
         else:
             samples = _dct_n(n).T / np.sqrt(factor)  # n low frequencies -> n output samples
             matrices[i, :, :n] = d[:, i * n : (i + 1) * n] @ samples
+    # entries that are zero in exact arithmetic come out as ~1e-17: make them exact zeros
+    matrices[np.abs(matrices) < 1e-12] = 0.0
     return matrices
 
 
-def used_frequencies(factor: int, method: str) -> int:
-    """How many input frequencies per axis the matrices read (columns of ``M_i`` not all zero)."""
-    return 8 // factor if method == "lowpass" else 8
+def used_frequencies(factor: int, method: str) -> np.ndarray:
+    """int64 indices of the input frequencies (per axis) that the matrices read: the columns of
+    ``M_i`` that are not all zero. ``"lowpass"`` reads ``0 .. 8/f - 1``; ``"area"`` skips the
+    frequencies a box filter cancels exactly (4 for ``f = 2``; 2, 4 and 6 for ``f = 4``)."""
+    matrices = downscale_matrices(factor, method)
+    return np.flatnonzero(np.abs(matrices).max(axis=(0, 1)) > 0).astype(np.int64)
 
 
 def downscale_values(
