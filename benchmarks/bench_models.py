@@ -1,6 +1,6 @@
 """Model complexity against the published numbers, and the training-step time of RGB vs FBS.
 
-1. Parameters and multiply-accumulates (MACs) per 224x224 image, counted with forward hooks on
+1. Parameters and multiply-accumulates (MACs) per 224x224 image (cResNet: per 28x28 latent crop), counted with forward hooks on
    Conv2d / ConvTranspose2d / Linear (``cdomain.models.complexity``; the models are built on the
    meta device, so counting does no arithmetic). The "GFLOPs" of Gueguen et al. 2018 and
    dos Santos et al. 2020 are multiply-accumulates of the convolutions and the classifier:
@@ -51,11 +51,20 @@ OTHERS = [
     ("ResNet-50 DCT+FBS 3x8", "resnet50_fbs", {"fbs": 8}, 224),
     ("ResNet-18 RGB", "resnet18", {}, 224),
     ("ResNet-18-DCT 3x32", "resnet18_dct", {}, 224),
-    ("cResNet-39, M=192, stride-16 entry", "cresnet39", {}, 224),
-    ("cResNet-39, M=192, latents upsampled", "cresnet39", {"adapt": "upsample"}, 224),
-    ("cResNet-51, M=320", "cresnet51", {"latent_channels": 320}, 224),
     ("resnet_dct_small 3x16 (64x64 px)", "resnet_dct_small", {}, 64),
     ("resnet_rgb_small (64x64 px)", "resnet_rgb_small", {}, 64),
+]
+
+
+# cResNet (Torfason et al. 2018) on the published 28x28 latent crops (Deng & Karam 2021: latents
+# resized to 32x32, cropped to 28x28): label, entry point, arguments, latent side. Torfason et
+# al. give cResNet complexities as FLOPs relative to ResNet-50; their figures could not be
+# checked against the paper here, so no published column is printed for these rows.
+CRESNET = [
+    ("cResNet-39, M=192", "cresnet39", {}, 28),
+    ("cResNet-39, M=320", "cresnet39", {"latent_channels": 320}, 28),
+    ("cResNet-51, M=192", "cresnet51", {}, 28),
+    ("cResNet-51, M=320", "cresnet51", {"latent_channels": 320}, 28),
 ]
 
 
@@ -70,11 +79,17 @@ def keras_params(model: nn.Module) -> int:
     return count_params(model) + extra
 
 
-def complexity(name: str, kwargs: dict, image_size: int = 224) -> tuple[int, int, int]:
-    """(MACs per image, parameters, Keras-convention parameters), counted on the meta device."""
+def complexity(name: str, kwargs: dict, image_size: int = 224, latent: int | None = None) -> tuple[int, int, int]:
+    """(MACs per image, parameters, Keras-convention parameters), counted on the meta device.
+
+    ``latent``: side of square latent inputs (cResNet), instead of an ``image_size`` image.
+    """
     with torch.device("meta"):
         model = create_model(name, **kwargs)
-        inputs = model.example_inputs(1, image_size)
+        if latent is None:
+            inputs = model.example_inputs(1, image_size)
+        else:
+            inputs = tuple(torch.empty(1, c, latent, latent) for c in model.input_spec["channels"])
     return count_macs(model, *inputs), count_params(model), keras_params(model)
 
 
@@ -103,6 +118,11 @@ def complexity_table() -> bool:
     for label, name, kwargs, size in OTHERS:
         macs, params, _ = complexity(name, kwargs, size)
         print(f"  {label:40s} {macs / 1e6:8.1f} MMACs {params / 1e6:7.2f}M params")
+    print()
+    print("cResNet on 28x28 latent crops (conv3_x at 28x28, conv4_x 14x14, conv5_x 7x7)")
+    for label, name, kwargs, side in CRESNET:
+        macs, params, _ = complexity(name, kwargs, latent=side)
+        print(f"  {label:40s} {macs / 1e9:8.3f} GMACs {params / 1e6:7.2f}M params   (paper: not checked)")
     print()
     return ok
 

@@ -91,7 +91,7 @@ class TrainConfig:
     codec_lr: float = option(1e-4, "joint: learning rate of the codec's encoder side (Adam)", group="latent")
     # model and optimisation
     model: str | None = option(None, "registered model; default by task and input (see --list-models)", group="model")
-    model_args: dict = option({}, "extra model registry arguments (YAML only), e.g. {adapt: upsample}", group="model")
+    model_args: dict = option({}, "extra model registry arguments (YAML only), e.g. {drop_rate: 0.2}", group="model")
     epochs: int = option(20, "epochs (per phase in cpt)", group="model")
     optimizer: str | None = option(None, "sgd (Nesterov momentum 0.9) or adamw; default sgd (counting adamw)",
                                    choices=OPTIMIZERS, group="model")

@@ -85,19 +85,21 @@ def test_even_kernel_keeps_the_grid():
 
 
 @pytest.mark.parametrize("m", [192, 320])
-@pytest.mark.parametrize("adapt", ["stride", "upsample"])
-def test_cresnet_latent_grids(m, adapt):
+def test_cresnet_latent_grids(m):
     with torch.device("meta"):  # shapes only
-        model = create_model("cresnet39", num_classes=4, latent_channels=m, adapt=adapt)
+        model = create_model("cresnet39", num_classes=4, latent_channels=m)
         y_hat, sigma_hat = model.example_inputs(1, 224)
-        features = model.forward_features(y_hat, sigma_hat)
+        crop = torch.empty(1, m, 28, 28)  # the published 28x28 latent crop
+        grids = [model.layer3(torch.cat([model.y_entry(crop), model.sigma_entry(crop)], 1))]
+        grids += [model.layer4(grids[0]), model.forward_features(crop, crop)]
     assert model.input_spec["channels"] == (m, m)
     assert y_hat.shape == (1, m, 14, 14)  # bmshj2018: stride 16
-    assert features.shape == (1, 2048, 7, 7)  # the ResNet-50 output grid either way
+    # conv3_x at the crop's 28x28 grid, conv4_x and conv5_x halve it: the ResNet-50 output grid
+    assert [tuple(g.shape[1:]) for g in grids] == [(512, 28, 28), (1024, 14, 14), (2048, 7, 7)]
 
 
 def test_cresnet_m320_forward_and_errors():
-    model = create_model("cresnet39", num_classes=4, latent_channels=320, adapt="upsample").eval()
+    model = create_model("cresnet39", num_classes=4, latent_channels=320).eval()
     y_hat, sigma_hat = model.example_inputs(2, 64)
     with torch.no_grad():
         assert model(y_hat, sigma_hat).shape == (2, 4)
@@ -105,5 +107,5 @@ def test_cresnet_m320_forward_and_errors():
             model(y_hat, sigma_hat[..., :1])
     with pytest.raises(ValueError, match="latent_channels"):
         create_model("cresnet39", latent_channels=0)
-    with pytest.raises(ValueError, match="adapt"):
-        create_model("cresnet39", adapt="resize")
+    with pytest.raises(ValueError, match="adapt"):  # the old stride-16 adaptation is gone
+        create_model("cresnet39", adapt="upsample")

@@ -159,10 +159,15 @@ def test_safetensors_round_trip(name, tmp_path):
 @pytest.mark.parametrize("name", MODELS)
 def test_output_grid_at_224(name):
     """Every network ends on ResNet-50's 7x7 grid (stride 32) at 224x224, whatever the stride of
-    its input; shapes only, on the meta device."""
+    its input; shapes only, on the meta device. cResNet reads the published 28x28 latent crops
+    (latents resized to 32x32 whatever the image size), which enter at conv3_x's 28x28 grid."""
     with torch.device("meta"):
         model = create_model(name)
-        features = model.forward_features(*model.example_inputs(1, 224))
+        if name.startswith("cresnet") and name != "cresnet_small":
+            inputs = tuple(torch.empty(1, c, 28, 28) for c in model.input_spec["channels"])
+        else:
+            inputs = model.example_inputs(1, 224)
+        features = model.forward_features(*inputs)
     # (the small networks end at stride 32 as well: 28x28 blocks, strides 1-2-2 -> 7x7)
     assert tuple(features.shape[-2:]) == (7, 7)
     assert features.shape[1] == model.num_features
