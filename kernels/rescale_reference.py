@@ -25,7 +25,8 @@ with the same table. Two choices of ``M_i``:
 Edges: a block grid whose height or width is not a multiple of ``f`` is padded by replicating
 its last block row / column (whole blocks, not samples). The pixels of the image itself are
 unaffected: the padding only fills the part of the last output block that lies past the
-downscaled image's edge, which a decoder crops away.
+downscaled image's edge, which a decoder crops away. Sources: docs/references.md,
+"DCT-domain requantization" (its downscaling subsection).
 """
 
 from __future__ import annotations
