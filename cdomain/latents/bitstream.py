@@ -367,6 +367,61 @@ def _padded(string: bytes, symbols: int) -> bytes:
     return string + bytes(4 * symbols + 64)
 
 
+def _coder_tables(model: torch.nn.Module) -> tuple[list[list[int]], list[int], list[int]]:
+    """The entropy model's CDF rows (each cut to its length), lengths and offsets as Python lists.
+
+    CompressAI's ``decompress`` converts the whole padded CDF table to lists on every call (for
+    the Gaussian conditional, ``SCALE_LEVELS`` rows of up to a few thousand entries): for small
+    images that conversion costs far more than the decoding. The lists are kept on the model with
+    the table tensors they came from (held, so their identity cannot pass to new tensors) and
+    those tensors' version counters: a replaced or modified table is converted again.
+    """
+    tensors = (model._quantized_cdf, model._cdf_length, model._offset)
+    versions = tuple(t._version for t in tensors)
+    cached = model.__dict__.get("_cdomain_tables")
+    if cached is None or any(a is not b for a, b in zip(cached[0], tensors)) or cached[1] != versions:
+        cdf, lengths, offsets = tensors
+        length_list = lengths.reshape(-1).int().tolist()
+        rows = [row[:length] for row, length in zip(cdf.tolist(), length_list)]
+        cached = (tensors, versions, (rows, length_list, offsets.reshape(-1).int().tolist()))
+        model.__dict__["_cdomain_tables"] = cached  # a plain attribute: not a buffer or sub-module
+    return cached[2]
+
+
+def scale_indexes(conditional: torch.nn.Module, scales: Tensor) -> Tensor:
+    """``conditional.build_indexes(scales)`` in one ``bucketize`` instead of a pass per table entry.
+
+    CompressAI counts, for each scale, the table entries (all but the last) it does not exceed,
+    and subtracts that from the last index: one elementwise pass per table entry. The index is
+    therefore the number of those entries strictly below the scale -- what ``bucketize`` with
+    ``right=False`` returns. Same comparisons in the same dtype, so the same indexes (a NaN scale
+    exceeds nothing and gets the last index, as in CompressAI).
+    """
+    table = conditional.scale_table
+    if table.numel() < 2 or not bool((table[1:] > table[:-1]).all()):
+        return conditional.build_indexes(scales)  # not a sorted table: CompressAI's own way
+    scales = conditional.lower_bound_scale(scales)
+    indexes = torch.bucketize(scales, table[:-1].to(scales.dtype), right=False).int()
+    return torch.where(torch.isnan(scales), torch.full_like(indexes, table.numel() - 1), indexes)
+
+
+def _decode_y(conditional: torch.nn.Module, string: bytes, indexes: Tensor, dtype: torch.dtype,
+              means: Tensor | None) -> Tensor:
+    """``conditional.decompress([string], indexes, dtype, means)`` -- the same rANS decoder and the
+    same dequantisation, with the coder tables converted once (:func:`_coder_tables`) and only the
+    rows this image uses handed to the decoder."""
+    rows, lengths, offsets = _coder_tables(conditional)
+    if conditional._quantized_cdf.numel() == 0 or not rows:
+        raise ValueError("Uninitialized CDFs. Run update() first")
+    used, remapped = torch.unique(indexes.reshape(-1).int(), return_inverse=True)
+    used = used.tolist()
+    values = conditional.entropy_coder.decode_with_indexes(
+        string, remapped.int().tolist(), [rows[i] for i in used], [lengths[i] for i in used], [offsets[i] for i in used]
+    )
+    symbols = torch.tensor(values, dtype=conditional._quantized_cdf.dtype).reshape(indexes.shape)
+    return conditional.dequantize(symbols, means, dtype)
+
+
 @torch.no_grad()
 def read_latents(src: Source, codec: torch.nn.Module, *, key: CodecKey | None = None) -> tuple[Tensor, Tensor]:
     """``(y_hat, sigma_hat)`` ``[1, M, Hp/16, Wp/16]`` of the image in a container, without ``g_s``.
@@ -392,9 +447,9 @@ def read_latents(src: Source, codec: torch.nn.Module, *, key: CodecKey | None = 
         scales = params
     if tuple(scales.shape[-2:]) != bitstream.y_shape:
         raise BitstreamError(source, f"h_s gives y shape {tuple(scales.shape[-2:])}, the file declares {bitstream.y_shape}")
-    indexes = codec.gaussian_conditional.build_indexes(scales)
+    indexes = scale_indexes(codec.gaussian_conditional, scales)
     y_string = _padded(bitstream.y_string, int(indexes.numel()))
-    y_hat = codec.gaussian_conditional.decompress([y_string], indexes, z_hat.dtype, means)
+    y_hat = _decode_y(codec.gaussian_conditional, y_string, indexes, z_hat.dtype, means)
     return y_hat, scales
 
 
