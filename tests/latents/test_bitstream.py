@@ -160,13 +160,23 @@ def _mutate(data: bytes, rng: random.Random) -> bytes:
     return data + bytes(rng.randrange(256) for _ in range(rng.randint(1, 64)))  # appended garbage
 
 
-def test_fuzzed_files_raise_only_bitstream_errors(codec):
+def test_fuzzed_files_raise_only_bitstream_errors(codec, tmp_path):
+    from cdomain.latents.bitstream import read_header
+
     rng = random.Random(1234)
     originals = [to_bytes(compress(codec, image(*size, seed=size[0])), codec) for size in [(64, 64), (80, 48)]]
     decoded = refused = 0
     for case in range(FUZZ_CASES):
         data = originals[case % len(originals)]
         mutated = _mutate(data, rng)
+        if case % 10 == 0:  # the header-only reader (bitstream folders) and the path reader, from a file
+            path = tmp_path / f"{case}.cdlb"
+            path.write_bytes(mutated)
+            for reader in (read_header, read_bitstream):
+                try:
+                    reader(path)
+                except BitstreamError as error:
+                    assert str(path) in str(error)
         try:
             parsed = from_bytes(mutated)
             y_hat, sigma_hat = read_latents(mutated, codec)

@@ -127,3 +127,35 @@ def test_round_trip_errors(tmp_path, capsys):
     assert eval_main([str(run / "model.safetensors"), "--data", str(data), "--qualities", "50",
                       "--output", str(tmp_path / "e2")]) == 2
     assert "--codec latent" in capsys.readouterr().err
+
+
+def test_compress_killed_midway_resumes_to_the_same_files(tmp_path):
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    from cdomain.latents.compress import compress_samples
+
+    data = small_folder(tmp_path / "images", train=1, val=6)
+    samples = open_dataset(str(data)).split("val")
+    bits = tmp_path / "bits"
+    command = [sys.executable, "-m", "cdomain.cli.prepare", "compress", "--codec", str(CODEC_PATH),
+               "--data", str(data), "--splits", "val", "--output", str(bits), "--quiet"]
+    child = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        deadline = time.monotonic() + 120
+        while not any(bits.rglob("*.cdlb")) and child.poll() is None and time.monotonic() < deadline:
+            time.sleep(0.001)
+        child.send_signal(signal.SIGKILL)
+    finally:
+        child.wait()
+    done = len(list(bits.rglob("*.cdlb")))
+    assert 1 <= done < len(samples)  # killed after the first file, before the last
+    summary = compress_samples(load_codec(CODEC_PATH), samples, bits / "val", progress=False)
+    assert summary["kept"] >= done and summary["written"] >= 1 and summary["files"] == len(samples)
+    reference = tmp_path / "reference"
+    compress_samples(load_codec(CODEC_PATH), samples, reference, progress=False)
+    for path in reference.rglob("*.cdlb"):
+        assert (bits / "val" / path.relative_to(reference)).read_bytes() == path.read_bytes()
+    assert len(list((bits / "val").rglob("*.cdlb"))) == len(samples)
