@@ -146,11 +146,16 @@ def test_registry_and_bitstream_latents(codec, tmp_path):
         assert label == val.labels[index]
 
 
-def test_loader_from_bitstreams_equals_loader_from_cache(codec, tmp_path):
+def test_loader_from_bitstreams_equals_loader_from_cache(codec, tmp_path, monkeypatch):
     samples = tiny("val")
     compress_samples(codec, samples, tmp_path / "bits", progress=False)
     # batch_size=1: encode() one image at a time, as a file is decoded (batched convolutions may round otherwise)
     write_latents(codec, samples, tmp_path / "cache", split="val", batch_size=1, bitstreams=False, progress=False)
+
+    def forbidden(*args, **kwargs):
+        raise AssertionError("g_s was called")
+
+    monkeypatch.setattr(codec.g_s, "forward", forbidden)  # before the workers start: they inherit it
     from_cache = LatentLoader(tmp_path / "cache", batch_size=4, augment=False)
     from_bits = LatentLoader(tmp_path / "bits", batch_size=4, augment=False, codec=codec, workers=2)
     # the cache lists the JPEG files in the same order as the mirrored class folders list their bitstreams
