@@ -124,6 +124,9 @@ def run_sweep(args: argparse.Namespace) -> dict:
                    "checkpoint")
     if args.codec == "latent":
         return run_latent_sweep(args, checkpoints, dataset, device)
+    if dataset.format != "jpeg":
+        raise ConfigError("--data", f"{dataset.name}: holds learned-codec bitstreams; the JPEG sweep re-encodes "
+                                    "JPEG files (--codec latent sweeps codecs on the images)")
     output = claim_output(args.output, args.overwrite)
     crop = args.crop if args.crop is not None else (None if dataset.embedded else 224)
 

@@ -127,6 +127,9 @@ def test_round_trip_errors(tmp_path, capsys):
     assert eval_main([str(run / "model.safetensors"), "--data", str(data), "--qualities", "50",
                       "--output", str(tmp_path / "e2")]) == 2
     assert "--codec latent" in capsys.readouterr().err
+    assert eval_main([str(run / "model.safetensors"), "--data", str(bits), "--output", str(tmp_path / "e3")]) == 2
+    assert "holds learned-codec bitstreams" in capsys.readouterr().err
+    assert not (tmp_path / "e3").exists()
 
 
 def test_compress_killed_midway_resumes_to_the_same_files(tmp_path):
