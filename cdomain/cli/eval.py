@@ -2,6 +2,13 @@
 
     cdomain-eval runs/a/model.safetensors runs/b/model.safetensors --qualities 5,10,15,50,75,95
 
+    cdomain-eval runs/c/model.safetensors --codec latent --codecs codecs/q1.safetensors,codecs/q3.safetensors
+
+``--codec latent`` sweeps learned codecs instead (:mod:`cdomain.evaluate.latent_sweep`): the
+validation images are written as bitstream files by each codec (kept in ``OUTPUT/bitstreams``)
+and networks on latent input are evaluated on latents read straight from them, against the
+real bits per pixel of the files.
+
 Writes ``sweep.csv``, ``sweep.json`` and ``sweep.png`` (metric vs mean compressed size, one
 curve per checkpoint) into ``--output`` and prints a table. Every checkpoint is checked against
 the data (task, class names) and the output folder is claimed before any work starts.
@@ -19,7 +26,7 @@ from cdomain.cli.errors import run_command
 from cdomain.errors import ConfigError, RunFolderError
 
 #: The files a sweep writes into its output folder.
-SWEEP_FILES = ("sweep.csv", "sweep.json", "sweep.png")
+SWEEP_FILES = ("sweep.csv", "sweep.json", "sweep.png", "bitstreams")
 
 
 def quality_list(text: str) -> tuple[int, ...]:
@@ -31,6 +38,11 @@ def quality_list(text: str) -> tuple[int, ...]:
     if not values or any(not 1 <= q <= 100 for q in values):
         raise argparse.ArgumentTypeError(f"qualities must be in 1..100, got {text!r}")
     return values
+
+
+def codec_list(text: str) -> tuple[Path, ...]:
+    """``"a.safetensors,b.pth.tar"`` as codec paths (the flag's type)."""
+    return tuple(Path(part.strip()) for part in str(text).split(",") if part.strip())
 
 
 def setup_args() -> argparse.ArgumentParser:
@@ -52,6 +64,12 @@ def setup_args() -> argparse.ArgumentParser:
     parser.add_argument("--workers", type=int, default=0)
     parser.add_argument("--skip-bad", action="store_true", help="skip unreadable image files and report how many")
     parser.add_argument("--device", default="auto")
+    parser.add_argument("--codec", choices=("jpeg", "latent"), default="jpeg",
+                        help="jpeg: re-encode at --qualities; latent: bitstreams of each --codecs file")
+    parser.add_argument("--codecs", type=codec_list, default=(),
+                        help="--codec latent: comma-separated codec files, one per codec quality")
+    parser.add_argument("--latent-resize", type=int, default=32, help="--codec latent: as the network was trained")
+    parser.add_argument("--latent-crop", type=int, default=28, help="--codec latent: as the network was trained")
     parser.add_argument("--output", type=Path, default=None, help="output folder (default: a new runs/eval-<time>)")
     parser.add_argument("--overwrite", action="store_true", help="replace the sweep files of an earlier --output")
     return parser
@@ -104,6 +122,11 @@ def run_sweep(args: argparse.Namespace) -> dict:
     for checkpoint in checkpoints.values():
         check_fits(checkpoint, dataset.classes, "density" if task == "counting" else "classification", None,
                    "checkpoint")
+    if args.codec == "latent":
+        return run_latent_sweep(args, checkpoints, dataset, device)
+    if dataset.format != "jpeg":
+        raise ConfigError("--data", f"{dataset.name}: holds learned-codec bitstreams; the JPEG sweep re-encodes "
+                                    "JPEG files (--codec latent sweeps codecs on the images)")
     output = claim_output(args.output, args.overwrite)
     crop = args.crop if args.crop is not None else (None if dataset.embedded else 224)
 
@@ -117,6 +140,35 @@ def run_sweep(args: argparse.Namespace) -> dict:
                    batch_size=args.batch_size, workers=args.workers, device=device, progress=show,
                    target=dataset.target("val"), skip_bad=args.skip_bad)
     written = write_results(points, output)
+    print(f"wrote {', '.join(str(path) for path in written.values())}")
+    return {"points": points, "written": written, "metric": metric_of(next(iter(checkpoints.values())))}
+
+
+def run_latent_sweep(args: argparse.Namespace, checkpoints: dict, dataset, device) -> dict:
+    """``--codec latent``: every checkpoint on the bitstreams of every ``--codecs`` file."""
+    from cdomain.evaluate.latent_sweep import codec_names, latent_sweep
+    from cdomain.evaluate.sweep import metric_of, write_results
+
+    if not args.codecs:
+        raise ConfigError("--codecs", "--codec latent needs the codec files to sweep (comma-separated)")
+    missing = [str(path) for path in args.codecs if not path.is_file()]
+    if missing:
+        raise ConfigError("--codecs", f"no such codec file: {', '.join(missing)}")
+    if dataset.format != "jpeg":
+        raise ConfigError("--data", f"{dataset.name}: --codec latent compresses the images itself; give the images")
+    if not 1 <= args.latent_crop <= args.latent_resize:
+        raise ConfigError("--latent-crop", f"must be in 1..--latent-resize ({args.latent_resize}), got {args.latent_crop}")
+    output = claim_output(args.output, args.overwrite)
+
+    def show(point) -> None:
+        unit = "%" if point.metric == "accuracy" else ""
+        print(f"{point.checkpoint:>24} codec q{point.quality}  {point.metric} {point.value:6.2f}{unit}  "
+              f"{point.mean_bytes:9.0f} B/image  {point.bits_per_pixel:6.3f} bpp", flush=True)
+
+    points = latent_sweep(checkpoints, dataset.split("val"), codec_names(list(args.codecs)), output / "bitstreams",
+                          batch_size=args.batch_size, workers=args.workers, latent_resize=args.latent_resize,
+                          latent_crop=args.latent_crop, device=device, progress=show, skip_bad=args.skip_bad)
+    written = write_results(points, output, title="metric vs learned compression")
     print(f"wrote {', '.join(str(path) for path in written.values())}")
     return {"points": points, "written": written, "metric": metric_of(next(iter(checkpoints.values())))}
 

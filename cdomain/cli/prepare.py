@@ -11,6 +11,8 @@ every ``--checkpoint-every`` steps, then measures real and estimated bpp and PSN
 validation images. No weights are downloaded; ``--codec`` elsewhere also accepts CompressAI's
 published ``.pth.tar`` files when you have them locally.
 
+``compress`` writes every image as a learned-codec bitstream file (:mod:`cdomain.cli.compress`).
+
 ``latents`` writes ``(y_hat, sigma_hat)`` of every image into safetensors shards with an
 ``index.json`` per split (``OUTPUT/train``, ``OUTPUT/val``); an interrupted run continues where
 it stopped when rerun with the same arguments.
@@ -75,6 +77,10 @@ def setup_args() -> argparse.ArgumentParser:
     latents.add_argument("--no-bitstreams", action="store_true", help="skip compress(): no real bpp, faster")
     latents.add_argument("--overwrite", action="store_true", help="replace a cache made with another codec or data")
     latents.add_argument("--quiet", action="store_true", help="no progress bars")
+
+    from cdomain.cli.compress import add_compress_parser  # bitstream files, one per image
+
+    add_compress_parser(commands)
     return parser
 
 
@@ -206,6 +212,8 @@ def run_latents(args: argparse.Namespace) -> dict:
 def main(argv: Sequence[str] | None = None) -> int:
     args = setup_args().parse_args(argv)
     action = run_codec if args.command == "codec" else run_latents
+    if args.command == "compress":
+        from cdomain.cli.compress import run_compress as action
     return run_command("cdomain-prepare", lambda: action(args),
                        interrupted="; finished checkpoints and shards are intact, rerun to continue")
 

@@ -38,12 +38,16 @@ class SampleList:
         return len(self.paths)
 
 
-def image_folder(root: str | os.PathLike[str]) -> SampleList:
+def image_folder(root: str | os.PathLike[str], suffixes: tuple[str, ...] = JPEG_SUFFIXES) -> SampleList:
     """List an ImageFolder tree: one sub-folder of JPEG files per class, classes sorted by name.
+
+    ``suffixes``: the file names that count (lower case); ``(".cdlb",)`` lists learned-codec
+    bitstream files instead (:mod:`cdomain.latents.compress`).
 
     Raises :class:`MissingDataError` if ``root`` is not a folder, :class:`DataError` if it has no
     class sub-folders or a class sub-folder has no JPEG files.
     """
+    kind = "JPEG" if suffixes == JPEG_SUFFIXES else "bitstream"
     root = Path(root)
     if not root.is_dir():
         raise MissingDataError(f"{root}: dataset folder does not exist")
@@ -58,12 +62,12 @@ def image_folder(root: str | os.PathLike[str]) -> SampleList:
         folder = root / name
         try:
             files = sorted(
-                entry for entry in folder.iterdir() if entry.is_file() and entry.suffix.lower() in JPEG_SUFFIXES
+                entry for entry in folder.iterdir() if entry.is_file() and entry.suffix.lower() in suffixes
             )
         except OSError as error:
             raise DataError(f"{folder}: cannot list the class folder ({error.strerror or error})") from error
         if not files:
-            raise DataError(f"{folder}: class folder has no JPEG files ({', '.join(JPEG_SUFFIXES)})")
+            raise DataError(f"{folder}: class folder has no {kind} files ({', '.join(suffixes)})")
         paths.extend(str(path) for path in files)
         labels.extend([label] * len(files))
     return SampleList(tuple(paths), tuple(labels), tuple(classes))

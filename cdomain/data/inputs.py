@@ -4,7 +4,8 @@ The training driver and the quality sweeps both build their loaders here, so a n
 in evaluation exactly as it was in training: DCT coefficients in the model's layout and FBS
 size (:class:`~cdomain.data.loader.DCTLoader`), decoded pixels of the same crops
 (:class:`~cdomain.data.loader.RGBLoader`), or cached codec latents
-(:class:`~cdomain.latents.loader.LatentLoader`, ``source`` is then a latent cache folder).
+(:class:`~cdomain.latents.loader.LatentLoader`, ``source`` is then a latent cache folder, or
+bitstream files when ``codec`` is given).
 """
 
 from __future__ import annotations
@@ -31,6 +32,7 @@ def make_loader(
     latent_resize: int | None = 32,
     latent_crop: int | None = 28,
     scale: tuple[int, int] | None = None,
+    codec: Any = None,
 ) -> EpochLoader:
     """Batches for a network that reads ``spec``; training loaders augment, shuffle and drop a
     ragged last batch (unless that batch is all there is)."""
@@ -38,7 +40,7 @@ def make_loader(
         from cdomain.latents.loader import LatentLoader
 
         loader = LatentLoader(source, batch_size=batch_size, resize=latent_resize, crop=latent_crop, augment=train,
-                              seed=seed, workers=workers)
+                              seed=seed, workers=workers, codec=codec, skip_bad=skip_bad)
         loader.drop_last = train and len(loader.dataset) >= batch_size
         return loader
     from cdomain.data.loader import DCTLoader, RGBLoader

@@ -6,7 +6,10 @@ Every command and the training driver resolve ``--data`` here:
 - embedded crowd sets (``crowd``, ``crowd-tiny``): generated on first use, with density-map
   targets built from their head points;
 - a folder with ``train/`` and ``val/`` ImageFolder trees (``<split>/<class>/<image>.jpg``);
-- a plain ImageFolder tree (one split, ``"data"``), for commands that do not need two splits.
+- a plain ImageFolder tree (one split, ``"data"``), for commands that do not need two splits;
+- either kind of folder holding learned-codec bitstream files (``.cdlb``, written by
+  ``cdomain-prepare compress``) instead of JPEG files: a dataset of ``format`` ``"bitstream"``,
+  read by the latent input straight from the bitstreams.
 
 :func:`open_dataset` returns a :class:`Dataset`: the sample list of every split, the class
 names and, for counting, the target function of each split.
@@ -19,11 +22,13 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable
 
-from cdomain.data.folder import SampleList, image_folder
+from cdomain.data.folder import JPEG_SUFFIXES, SampleList, image_folder
 from cdomain.errors import DataError
 
 #: Tasks a dataset can serve.
 TASKS = ("classification", "counting")
+#: File names each dataset format lists.
+_SUFFIXES = {"jpeg": JPEG_SUFFIXES, "bitstream": (".cdlb",)}
 
 
 @dataclass(frozen=True)
@@ -35,6 +40,7 @@ class Dataset:
     splits: dict[str, SampleList]
     embedded: bool
     targets: dict[str, Callable] = field(default_factory=dict)
+    format: str = "jpeg"  # "jpeg" files, or "bitstream" files of a learned codec (.cdlb)
 
     @property
     def classes(self) -> tuple[str, ...]:
@@ -93,20 +99,34 @@ def open_dataset(data: str, task: str = "classification", *, require_splits: boo
     if not path.is_dir():
         known = ", ".join(embedded_names())
         raise DataError(f"{data}: neither an embedded dataset ({known}) nor a folder")
-    if (path / "train").is_dir() or (path / "val").is_dir() or require_splits:
-        return _folders(data, path, task, embedded=False)
-    return Dataset(data, task, {"data": image_folder(path)}, embedded=False)
+    split_folders = (path / "train").is_dir() or (path / "val").is_dir()
+    kind = _folder_format(path / "train" if (path / "train").is_dir() else path)
+    if split_folders or require_splits:
+        return _folders(data, path, task, embedded=False, kind=kind)
+    return Dataset(data, task, {"data": image_folder(path, _SUFFIXES[kind])}, embedded=False, format=kind)
 
 
-def _folders(name: str, root: Path, task: str, *, embedded: bool) -> Dataset:
+def _folder_format(root: Path) -> str:
+    """``"bitstream"`` when the first class folder of ``root`` holds ``.cdlb`` files, else ``"jpeg"``."""
+    try:
+        classes = sorted(entry for entry in root.iterdir() if entry.is_dir() and not entry.name.startswith("."))
+        if classes:
+            return "bitstream" if any(entry.suffix.lower() in _SUFFIXES["bitstream"]
+                                      for entry in classes[0].iterdir()) else "jpeg"
+    except OSError:
+        pass  # image_folder reports an unreadable folder
+    return "jpeg"
+
+
+def _folders(name: str, root: Path, task: str, *, embedded: bool, kind: str = "jpeg") -> Dataset:
     missing = [split for split in ("train", "val") if not (root / split).is_dir()]
     if missing:
         raise DataError(f"{name}: expected an embedded dataset name or a folder with train/ and val/ "
                         f"sub-folders (missing {', '.join(missing)}/)")
-    splits = {split: image_folder(root / split) for split in ("train", "val")}
+    splits = {split: image_folder(root / split, _SUFFIXES[kind]) for split in ("train", "val")}
     if splits["train"].classes != splits["val"].classes:
         raise DataError(f"{name}: train/ and val/ have different class folders")
-    return Dataset(name, task, splits, embedded=embedded)
+    return Dataset(name, task, splits, embedded=embedded, format=kind)
 
 
 def _crowd(name: str) -> Dataset:

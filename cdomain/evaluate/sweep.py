@@ -88,7 +88,8 @@ def evaluate_checkpoint(
     """
     spec = checkpoint.input_spec
     if spec is None or spec.input == "latent":
-        raise CheckpointError(f"{checkpoint.path}: JPEG quality sweeps need a network on dct or rgb input")
+        raise CheckpointError(f"{checkpoint.path}: JPEG quality sweeps need a network on dct or rgb input "
+                              "(networks on latents: --codec latent)")
     loader = make_loader(spec, samples, train=False, batch_size=batch_size, crop=crop, workers=workers,
                          stats=checkpoint.stats, target=target, skip_bad=skip_bad)
     result = evaluate(checkpoint.model, task_of_model(spec.task), loader, device)
@@ -130,7 +131,8 @@ def sweep(
     return points
 
 
-def write_results(points: list[SweepPoint], output: str | os.PathLike[str]) -> dict[str, Path]:
+def write_results(points: list[SweepPoint], output: str | os.PathLike[str], *,
+                  title: str = "metric vs JPEG compression") -> dict[str, Path]:
     """Write ``sweep.csv``, ``sweep.json`` and ``sweep.png`` (metric vs mean size) into ``output``."""
     output = Path(output)
     rows = [asdict(point) for point in points]
@@ -142,11 +144,11 @@ def write_results(points: list[SweepPoint], output: str | os.PathLike[str]) -> d
         "csv": atomic_write(output / "sweep.csv", buffer.getvalue()),
         "json": atomic_write(output / "sweep.json", json.dumps(rows, indent=2)),
     }
-    written["png"] = atomic_write(output / "sweep.png", plot(points))
+    written["png"] = atomic_write(output / "sweep.png", plot(points, title))
     return written
 
 
-def plot(points: list[SweepPoint]) -> bytes:
+def plot(points: list[SweepPoint], title: str = "metric vs JPEG compression") -> bytes:
     """PNG bytes: one curve per checkpoint, metric against mean compressed size."""
     import matplotlib
 
@@ -162,7 +164,7 @@ def plot(points: list[SweepPoint]) -> bytes:
                           textcoords="offset points")
     axes.set_xlabel("mean compressed size per image (KiB)")
     axes.set_ylabel("accuracy (%)" if points[0].metric == "accuracy" else "counting MAE (people)")
-    axes.set_title("metric vs JPEG compression")
+    axes.set_title(title)
     axes.grid(alpha=0.3)
     axes.legend(fontsize=8)
     figure.tight_layout()

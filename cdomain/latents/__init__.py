@@ -14,6 +14,11 @@ with a CUDA build and add torchvision)::
   padding, likelihood bits); ``compress``/``decompress`` for real bitstreams.
 - :mod:`~cdomain.latents.cache`: resumable safetensors shards of latents
   (``cdomain-prepare latents``); :mod:`~cdomain.latents.loader`: ``LatentLoader``.
+- :mod:`~cdomain.latents.bitstream`: the per-image bitstream container and ``read_latents``
+  (``(y_hat, sigma_hat)`` from a bitstream, without ``g_s``); :mod:`~cdomain.latents.compress`:
+  a data set as bitstream files (``cdomain-prepare compress``);
+  :mod:`~cdomain.latents.bitstream_files`: such a folder read as latents (``LatentLoader`` with
+  ``codec=``, ``cdomain-train --input latent --data <folder>``).
 - :mod:`~cdomain.latents.joint`: joint fine-tuning of encoder and task network;
   :mod:`~cdomain.latents.train`: the ``cdomain-train --input latent`` path.
 """

@@ -300,16 +300,65 @@ def read_bitstream(src: Source) -> Bitstream:
     raise TypeError(f"bitstream source must be a path, bytes or a binary file object, not {type(src).__name__}")
 
 
-def check_codec(bitstream: Bitstream, codec: torch.nn.Module, source: str) -> None:
-    """Raise :class:`BitstreamError` naming the codec the file needs unless ``codec`` is it."""
+#: What identifies a codec in a file header: ``(architecture, quality or None, 16-byte weights hash)``.
+CodecKey = tuple
+
+
+def codec_key(codec: torch.nn.Module) -> CodecKey:
+    """The ``(architecture, quality, hash)`` a file written by ``codec`` records.
+
+    Hashing the weights costs a pass over them; readers of many files compute it once and pass
+    it to :func:`check_codec` / :func:`read_latents` (``key=``).
+    """
+    config = codec_config(codec)
+    return config["architecture"], config.get("quality") or None, codec_hash(codec)
+
+
+@dataclass(frozen=True)
+class Header:
+    """The fixed header of a container: which codec wrote it and the image size."""
+
+    architecture: str
+    quality: int | None
+    codec_hash: bytes
+    image_size: tuple[int, int]
+
+    @property
+    def key(self) -> CodecKey:
+        return self.architecture, self.quality, self.codec_hash
+
+    def codec_description(self) -> str:
+        quality = "unrecorded" if self.quality is None else str(self.quality)
+        return f"{self.architecture} quality {quality} (weights hash {self.codec_hash.hex()[:16]})"
+
+
+def read_header(path: str | os.PathLike[str]) -> Header:
+    """The validated fixed header of the file at ``path`` (its first bytes only; the strings are
+    not read or checked -- :func:`read_bitstream` does that)."""
+    source = str(path)
     try:
-        config = codec_config(codec)
-    except ValueError as error:
-        raise BitstreamError(source, f"needs codec {bitstream.codec_description()}; {error}") from None
-    quality = config.get("quality") or None
-    given_hash = codec_hash(codec)
-    if (config["architecture"], quality, given_hash) != (bitstream.architecture, bitstream.quality, bitstream.codec_hash):
-        given = Bitstream(config["architecture"], quality, given_hash, (1, 1), (0, 0), (0, 0), (0, 0, 0, 0), b"", b"")
+        with open(path, "rb") as handle:
+            head = handle.read(FIXED_SIZE)
+    except IsADirectoryError:
+        raise BitstreamError(source, "is a folder, not a bitstream file") from None
+    except OSError as error:
+        raise BitstreamError(source, f"cannot read: {error.strerror or error}") from None
+    architecture, quality, hash_, image_size, _, _, _ = _parse_fixed(head, source)
+    return Header(architecture, quality, hash_, image_size)
+
+
+def check_codec(bitstream: Bitstream, codec: torch.nn.Module, source: str, *, key: CodecKey | None = None) -> None:
+    """Raise :class:`BitstreamError` naming the codec the file needs unless ``codec`` is it.
+
+    ``key``: ``codec_key(codec)`` computed beforehand (it must belong to ``codec``).
+    """
+    if key is None:
+        try:
+            key = codec_key(codec)
+        except ValueError as error:
+            raise BitstreamError(source, f"needs codec {bitstream.codec_description()}; {error}") from None
+    if tuple(key) != (bitstream.architecture, bitstream.quality, bitstream.codec_hash):
+        given = Bitstream(key[0], key[1], key[2], (1, 1), (0, 0), (0, 0), (0, 0, 0, 0), b"", b"")
         raise BitstreamError(source, f"needs codec {bitstream.codec_description()}, not {given.codec_description()}")
 
 
@@ -318,19 +367,75 @@ def _padded(string: bytes, symbols: int) -> bytes:
     return string + bytes(4 * symbols + 64)
 
 
+def _coder_tables(model: torch.nn.Module) -> tuple[list[list[int]], list[int], list[int]]:
+    """The entropy model's CDF rows (each cut to its length), lengths and offsets as Python lists.
+
+    CompressAI's ``decompress`` converts the whole padded CDF table to lists on every call (for
+    the Gaussian conditional, ``SCALE_LEVELS`` rows of up to a few thousand entries): for small
+    images that conversion costs far more than the decoding. The lists are kept on the model with
+    the table tensors they came from (held, so their identity cannot pass to new tensors) and
+    those tensors' version counters: a replaced or modified table is converted again.
+    """
+    tensors = (model._quantized_cdf, model._cdf_length, model._offset)
+    versions = tuple(t._version for t in tensors)
+    cached = model.__dict__.get("_cdomain_tables")
+    if cached is None or any(a is not b for a, b in zip(cached[0], tensors)) or cached[1] != versions:
+        cdf, lengths, offsets = tensors
+        length_list = lengths.reshape(-1).int().tolist()
+        rows = [row[:length] for row, length in zip(cdf.tolist(), length_list)]
+        cached = (tensors, versions, (rows, length_list, offsets.reshape(-1).int().tolist()))
+        model.__dict__["_cdomain_tables"] = cached  # a plain attribute: not a buffer or sub-module
+    return cached[2]
+
+
+def scale_indexes(conditional: torch.nn.Module, scales: Tensor) -> Tensor:
+    """``conditional.build_indexes(scales)`` in one ``bucketize`` instead of a pass per table entry.
+
+    CompressAI counts, for each scale, the table entries (all but the last) it does not exceed,
+    and subtracts that from the last index: one elementwise pass per table entry. The index is
+    therefore the number of those entries strictly below the scale -- what ``bucketize`` with
+    ``right=False`` returns. Same comparisons in the same dtype, so the same indexes (a NaN scale
+    exceeds nothing and gets the last index, as in CompressAI).
+    """
+    table = conditional.scale_table
+    if table.numel() < 2 or not bool((table[1:] > table[:-1]).all()):
+        return conditional.build_indexes(scales)  # not a sorted table: CompressAI's own way
+    scales = conditional.lower_bound_scale(scales)
+    indexes = torch.bucketize(scales, table[:-1].to(scales.dtype), right=False).int()
+    return torch.where(torch.isnan(scales), torch.full_like(indexes, table.numel() - 1), indexes)
+
+
+def _decode_y(conditional: torch.nn.Module, string: bytes, indexes: Tensor, dtype: torch.dtype,
+              means: Tensor | None) -> Tensor:
+    """``conditional.decompress([string], indexes, dtype, means)`` -- the same rANS decoder and the
+    same dequantisation, with the coder tables converted once (:func:`_coder_tables`) and only the
+    rows this image uses handed to the decoder."""
+    rows, lengths, offsets = _coder_tables(conditional)
+    if conditional._quantized_cdf.numel() == 0 or not rows:
+        raise ValueError("Uninitialized CDFs. Run update() first")
+    used, remapped = torch.unique(indexes.reshape(-1).int(), return_inverse=True)
+    used = used.tolist()
+    values = conditional.entropy_coder.decode_with_indexes(
+        string, remapped.int().tolist(), [rows[i] for i in used], [lengths[i] for i in used], [offsets[i] for i in used]
+    )
+    symbols = torch.tensor(values, dtype=conditional._quantized_cdf.dtype).reshape(indexes.shape)
+    return conditional.dequantize(symbols, means, dtype)
+
+
 @torch.no_grad()
-def read_latents(src: Source, codec: torch.nn.Module) -> tuple[Tensor, Tensor]:
+def read_latents(src: Source, codec: torch.nn.Module, *, key: CodecKey | None = None) -> tuple[Tensor, Tensor]:
     """``(y_hat, sigma_hat)`` ``[1, M, Hp/16, Wp/16]`` of the image in a container, without ``g_s``.
 
     Entropy-decodes z, runs ``h_s`` for the scales, entropy-decodes y with them. The result is
     what :func:`~cdomain.latents.encode.encode` gives for the image: the whole padded latent grid,
     ``y_hat`` bit for bit; :attr:`Bitstream.box` (via :func:`read_bitstream`) locates the cells
     that cover the unpadded image. ``codec`` must be the one that wrote the file (checked by its
-    architecture, quality and weights hash).
+    architecture, quality and weights hash; ``key`` is :func:`codec_key` computed beforehand, which
+    spares hashing the weights for every file).
     """
     bitstream = src if isinstance(src, Bitstream) else read_bitstream(src)
     source = str(src) if isinstance(src, (str, os.PathLike)) else str(getattr(src, "name", "<bytes>"))
-    check_codec(bitstream, codec, source)
+    check_codec(bitstream, codec, source, key=key)
     channels_z = int(codec.entropy_bottleneck.channels) if hasattr(codec.entropy_bottleneck, "channels") else int(codec.N)
     z_symbols = channels_z * bitstream.z_shape[0] * bitstream.z_shape[1]
     z_hat = codec.entropy_bottleneck.decompress([_padded(bitstream.z_string, z_symbols)], bitstream.z_shape)
@@ -342,21 +447,26 @@ def read_latents(src: Source, codec: torch.nn.Module) -> tuple[Tensor, Tensor]:
         scales = params
     if tuple(scales.shape[-2:]) != bitstream.y_shape:
         raise BitstreamError(source, f"h_s gives y shape {tuple(scales.shape[-2:])}, the file declares {bitstream.y_shape}")
-    indexes = codec.gaussian_conditional.build_indexes(scales)
+    indexes = scale_indexes(codec.gaussian_conditional, scales)
     y_string = _padded(bitstream.y_string, int(indexes.numel()))
-    y_hat = codec.gaussian_conditional.decompress([y_string], indexes, z_hat.dtype, means)
+    y_hat = _decode_y(codec.gaussian_conditional, y_string, indexes, z_hat.dtype, means)
     return y_hat, scales
 
 
 __all__ = [
     "Bitstream",
     "BitstreamError",
+    "CodecKey",
+    "Header",
     "MAGIC",
     "OVERHEAD",
     "VERSION",
     "codec_hash",
+    "codec_key",
+    "check_codec",
     "from_bytes",
     "read_bitstream",
+    "read_header",
     "read_latents",
     "to_bytes",
     "write_bitstream",

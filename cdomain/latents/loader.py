@@ -1,4 +1,8 @@
-"""LatentLoader: batches of cached ``(y_hat, sigma_hat)`` latents and labels, like DCTLoader's.
+"""LatentLoader: batches of ``(y_hat, sigma_hat)`` latents and labels, like DCTLoader's.
+
+The latents come from a latent cache (``cdomain-prepare latents``) or straight from a folder of
+learned-codec bitstream files (``cdomain-prepare compress``; pass the ``codec``), which are then
+entropy-decoded in the loader's workers (:class:`~cdomain.latents.bitstream_files.BitstreamFiles`).
 
 Augmentation follows the published texture experiments with cResNet on bmshj2018 latents
 (docs/references.md, "Learned latents"): latents resized to 32x32, then a random 28x28 crop and a
@@ -72,15 +76,17 @@ def random_params(rng: np.random.Generator, size: tuple[int, int], resize: int |
 
 
 class LatentDataset(SampleDataset):
-    """Cached latents with the loader's augmentation; ``(y_hat, sigma_hat), label`` per sample."""
+    """Cached (or bitstream) latents with the loader's augmentation; ``(y_hat, sigma_hat), label`` per sample."""
 
-    def __init__(self, cache: LatentCache, *, resize, crop, augment: bool, flip: bool, seed: int, mode: str) -> None:
+    def __init__(self, cache, *, resize, crop, augment: bool, flip: bool, seed: int, mode: str) -> None:
         self.cache, self.resize, self.crop = cache, resize, crop
         self.augment, self.flip, self.seed, self.mode = augment, flip, seed, mode
         self.samples = cache  # length and class names come from the cache
         self.epoch = 0
 
     def describe(self, index: int) -> str:
+        if hasattr(self.cache, "describe"):
+            return self.cache.describe(index)
         return f"{self.cache.directory} sample {index}"
 
     def collate(self, items):
@@ -101,10 +107,13 @@ class LatentDataset(SampleDataset):
 
 
 class LatentLoader(EpochLoader):
-    """Batches ``((y_hat, sigma_hat), labels)`` from a latent cache (``cdomain-prepare latents``).
+    """Batches ``((y_hat, sigma_hat), labels)`` from a latent cache or from bitstream files.
 
     Args:
-        cache: a cache directory (with ``index.json``) or a :class:`LatentCache`.
+        cache: a cache directory (with ``index.json``) or a :class:`LatentCache`; with ``codec``,
+            a folder of bitstream files (``cdomain-prepare compress``; a ``train``/``val`` tree
+            needs ``split``), a :class:`~cdomain.data.folder.SampleList` of them, or a
+            :class:`~cdomain.latents.bitstream_files.BitstreamFiles`.
         batch_size: samples per batch.
         resize: side the latents are resized to (None keeps their size; they must then share one).
         crop: side of the square crop after resizing (None: no crop).
@@ -116,6 +125,9 @@ class LatentLoader(EpochLoader):
         workers: worker processes (0 loads in the calling process).
         drop_last: drop the last incomplete batch.
         mode: interpolation for the resize (``"bilinear"`` or ``"nearest"``).
+        codec: the codec that wrote the bitstream files (checked against every file's header).
+        split: with ``codec``, the sub-folder of ``cache`` to read (``"train"``/``"val"``).
+        skip_bad: with bitstreams, drop files that cannot be decoded (recorded in ``skipped_files``).
 
     Like :class:`cdomain.DCTLoader`, each pass is one epoch and advances the epoch counter.
     """
@@ -134,12 +146,23 @@ class LatentLoader(EpochLoader):
         workers: int = 0,
         drop_last: bool = False,
         mode: str = "bilinear",
+        codec: torch.nn.Module | None = None,
+        split: str | None = None,
+        skip_bad: bool = False,
     ) -> None:
+        from cdomain.latents.bitstream_files import BitstreamFiles
+
         if crop is not None and resize is not None and crop > resize:
             raise ValueError(f"crop ({crop}) must not exceed resize ({resize})")
-        self.cache = cache if isinstance(cache, LatentCache) else LatentCache(cache)
+        if isinstance(cache, (LatentCache, BitstreamFiles)):
+            self.cache = cache
+        elif codec is not None:
+            self.cache = BitstreamFiles(cache, codec, split=split)
+        else:
+            self.cache = LatentCache(cache)
         augment = (self.cache.index.get("split") == "train") if augment is None else augment
         dataset = LatentDataset(self.cache, resize=resize, crop=crop, augment=augment, flip=flip, seed=seed, mode=mode)
+        dataset.skip_bad = skip_bad
         super().__init__(dataset, batch_size=batch_size, shuffle=augment if shuffle is None else shuffle, seed=seed,
                          workers=workers, drop_last=drop_last)
 

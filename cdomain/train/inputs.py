@@ -5,6 +5,8 @@
   training data.
 - ``latent`` (frozen codec): the images of each split (at the phase quality) are encoded once
   into a latent cache, then read as ``(y_hat, sigma_hat)``; validation bpp from real bitstreams.
+  A dataset of learned-codec bitstream files (``cdomain-prepare compress``) is read straight
+  from its files instead (entropy decoding in the loader's workers, no cache, no pixels).
 - ``joint``: latent input whose codec encoder trains with the network on image batches
   (:class:`cdomain.latents.joint.JointLearner`); the codec is part of the committed state.
 
@@ -39,6 +41,9 @@ class JPEGInput:
     codec = None
 
     def setup(self, run: "TrainingRun") -> None:
+        if run.dataset.format == "bitstream":
+            raise ConfigError("input", f"{run.config.data} holds learned-codec bitstreams; read them with "
+                                       "--input latent --codec <the codec that wrote them>")
         self.crop = run.config.crop if run.config.crop is not None else (None if run.dataset.embedded else 224)
 
     def model_kwargs(self, run: "TrainingRun") -> dict:
@@ -91,9 +96,22 @@ class LatentInput(JPEGInput):
         from cdomain.latents.codecs import load_codec
 
         config = run.config
+        self.bitstreams = run.dataset.format == "bitstream"
         if config.codec is None:
+            if self.bitstreams:
+                from cdomain.latents.bitstream import read_header
+
+                header = read_header(run.dataset.split("train").paths[0])
+                raise ConfigError("codec", f"{config.data} holds bitstreams of {header.codec_description()}; "
+                                           "pass that codec's file")
             raise ConfigError("codec", "latent input needs a codec file: train one with 'cdomain-prepare codec' "
                                        "or pass a local CompressAI .pth.tar")
+        if self.bitstreams and any(phase.train_quality is not None or phase.val_quality is not None
+                                   for phase in run.phases):
+            raise ConfigError("quality", f"{config.data} holds learned-codec bitstreams, which are not re-encoded "
+                                         "at JPEG qualities; train them with --mode standard and no --quality")
+        if self.bitstreams and config.cache:
+            raise ConfigError("cache", f"{config.data} holds bitstreams, read without a latent cache; drop --cache")
         self.codec = load_codec(config.codec)
         self.crop = config.crop
         self.cache = Path(config.cache) if config.cache else run.output / "latents"
@@ -105,6 +123,13 @@ class LatentInput(JPEGInput):
         from cdomain.latents.cache import write_latents
 
         config = run.config
+        if self.bitstreams:  # the files themselves, decoded in the workers; the codec must match them
+            loader = make_loader(spec, run.dataset.split(split), train=train, batch_size=config.batch_size,
+                                 seed=config.seed, workers=config.workers, latent_resize=config.latent_resize,
+                                 latent_crop=config.latent_crop, codec=self.codec, skip_bad=config.skip_bad)
+            if run.dist.enabled:
+                loader.shard(run.dist.rank, run.dist.world_size)
+            return loader
         samples = self.samples(run, split, quality)
         if config.skip_bad:
             samples = run.readable(samples)
@@ -131,6 +156,8 @@ class JointInput(LatentInput):
 
     def setup(self, run: "TrainingRun") -> None:
         super().setup(run)
+        if self.bitstreams:
+            raise ConfigError("mode", f"{run.config.data} holds bitstreams; joint fine-tuning needs the images")
         if run.dist.enabled:
             raise ConfigError("mode", "joint fine-tuning runs in one process; launch it without torchrun")
 

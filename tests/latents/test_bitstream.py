@@ -160,13 +160,23 @@ def _mutate(data: bytes, rng: random.Random) -> bytes:
     return data + bytes(rng.randrange(256) for _ in range(rng.randint(1, 64)))  # appended garbage
 
 
-def test_fuzzed_files_raise_only_bitstream_errors(codec):
+def test_fuzzed_files_raise_only_bitstream_errors(codec, tmp_path):
+    from cdomain.latents.bitstream import read_header
+
     rng = random.Random(1234)
     originals = [to_bytes(compress(codec, image(*size, seed=size[0])), codec) for size in [(64, 64), (80, 48)]]
     decoded = refused = 0
     for case in range(FUZZ_CASES):
         data = originals[case % len(originals)]
         mutated = _mutate(data, rng)
+        if case % 10 == 0:  # the header-only reader (bitstream folders) and the path reader, from a file
+            path = tmp_path / f"{case}.cdlb"
+            path.write_bytes(mutated)
+            for reader in (read_header, read_bitstream):
+                try:
+                    reader(path)
+                except BitstreamError as error:
+                    assert str(path) in str(error)
         try:
             parsed = from_bytes(mutated)
             y_hat, sigma_hat = read_latents(mutated, codec)
@@ -177,3 +187,37 @@ def test_fuzzed_files_raise_only_bitstream_errors(codec):
         expected = (1, 24, *parsed.y_shape)
         assert tuple(y_hat.shape) == expected and tuple(sigma_hat.shape) == expected
     assert refused > 0 and refused + decoded == FUZZ_CASES
+
+
+def test_scale_indexes_equal_compressai_build_indexes(codec):
+    from cdomain.latents.bitstream import scale_indexes
+
+    conditional = codec.gaussian_conditional
+    table = conditional.scale_table
+    generator = torch.Generator().manual_seed(0)
+    scales = torch.cat([
+        table,  # exactly on every table entry
+        torch.nextafter(table, torch.full_like(table, float("inf"))),  # just above each
+        torch.nextafter(table, torch.zeros_like(table)),  # just below each
+        torch.tensor([0.0, -1.0, 1e-9, float(table[-1]) * 10, float("inf"), float("nan")]),
+        torch.rand(2000, generator=generator) * float(table[-1]) * 1.2,
+    ]).reshape(1, 1, -1, 1)
+    assert torch.equal(scale_indexes(conditional, scales), conditional.build_indexes(scales))
+
+
+def test_y_decoding_equals_compressai_decompress(codec):
+    from cdomain.latents.bitstream import _decode_y, scale_indexes
+
+    compressed = compress(codec, image(100, 70, seed=7))
+    z_hat = codec.entropy_bottleneck.decompress(compressed.strings[1], compressed.shape)
+    scales = codec.h_s(z_hat)
+    indexes = scale_indexes(codec.gaussian_conditional, scales)
+    expected = codec.gaussian_conditional.decompress(compressed.strings[0], indexes, z_hat.dtype, None)
+    decoded = _decode_y(codec.gaussian_conditional, compressed.strings[0][0], indexes, z_hat.dtype, None)
+    assert decoded.dtype == expected.dtype and torch.equal(decoded, expected)
+    codec.update(force=True)  # new coder tables: the cached lists are rebuilt
+    indexes = scale_indexes(codec.gaussian_conditional, scales)
+    compressed = compress(codec, image(100, 70, seed=7))
+    expected = codec.gaussian_conditional.decompress(compressed.strings[0], indexes, z_hat.dtype, None)
+    assert torch.equal(_decode_y(codec.gaussian_conditional, compressed.strings[0][0], indexes, z_hat.dtype, None),
+                       expected)
