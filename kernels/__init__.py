@@ -23,10 +23,12 @@ from .dispatch import Array
 from .ops import (
     blocks_from_samples,
     crop,
+    dequantize_batch,
     dequantize_select,
     fdct_8x8,
     hflip,
     idct_8x8,
+    pack_region,
     requantize,
     rgb_to_ycbcr,
     samples_from_blocks,
@@ -46,5 +48,7 @@ __all__ = [
     "rgb_to_ycbcr",
     "samples_from_blocks",
     "blocks_from_samples",
+    "pack_region",
+    "dequantize_batch",
     "reference",
 ]

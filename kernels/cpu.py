@@ -221,6 +221,131 @@ def dequantize_select(
 
 
 # --------------------------------------------------------------------------------------------
+# the batch path: per-file packing in the workers, one dequantization call per batch
+
+
+@_jit
+def _pack_region(coef, top, left, height, width, flip, zz, out):
+    """``out [height, width, n]``: the region of ``coef [bh, bw, 64]``, mirrored when ``flip``
+    (reversed block columns, odd horizontal frequencies negated as in ``_hflip``), keeping
+    the zigzag frequencies ``zz``."""
+    n = zz.shape[0]
+    for i in range(height):
+        for j in range(width):
+            source = left + width - 1 - j if flip else left + j
+            for k in range(n):
+                z = zz[k]
+                if flip:
+                    out[i, j, k] = coef[top + i, source, z] * _HFLIP_SIGN[z]
+                else:
+                    out[i, j, k] = coef[top + i, source, z]
+
+
+def pack_region(coef: np.ndarray, top: int, left: int, height: int, width: int, flip: bool,
+                zz: np.ndarray) -> np.ndarray:
+    """``reference.pack_region`` of contiguous ``[bh, bw, 8, 8]`` blocks (one component)."""
+    out = np.empty((height, width, zz.shape[0]), np.int16)
+    _pack_region(coef.reshape(coef.shape[0], coef.shape[1], 64), top, left, height, width, flip, zz, out)
+    return out
+
+
+@_jit
+def _batch_plane(coef, c, k, source, target, requant, mean, std, normalize, fy, fx, out, b, channel):
+    """Channel ``channel`` of image ``b`` of ``out``: frequency ``k`` of component slot ``c``
+    of ``coef [B, C, h, w, n]`` with table column ``source[b, c, k]`` (after requantizing to
+    ``target[b, c, k]`` when ``requant``), each value repeated ``fy x fx`` times."""
+    h, w = coef.shape[2], coef.shape[3]
+    tf = source[b, c, k]
+    q = np.float32(tf)
+    tt = np.float64(1.0)
+    if requant:
+        tt = np.float64(target[b, c, k])
+        q = np.float32(target[b, c, k])
+    half = np.floor(tt / 2.0)
+    m = mean[channel]
+    s = std[channel]
+    for i in range(h):
+        for j in range(w):
+            value = coef[b, c, i, j, k]
+            if requant:  # ``_requantize``'s float64 form of libjpeg's integer rounding
+                scaled = np.float64(value) * tf
+                magnitude = min(np.floor((abs(scaled) + half) / tt), 32768.0)
+                signed = magnitude if scaled >= 0 else -magnitude
+                v = np.float32(np.int16(min(signed, 32767.0))) * q
+            else:
+                v = np.float32(value) * q
+            if normalize:
+                v = (v - m) / s
+            for dy in range(fy):
+                for dx in range(fx):
+                    out[b, channel, i * fy + dy, j * fx + dx] = v
+
+
+@_Threaded
+def _dequantize_batch(luma, chroma, source, target, requant, mean, std, normalize, fy, fx, out_luma, out_chroma):
+    n = luma.shape[4]
+    for r in prange(luma.shape[0] * 3 * n):
+        b = r // (3 * n)
+        channel = r % (3 * n)
+        component = channel // n
+        k = channel % n
+        if component == 0:
+            _batch_plane(luma, 0, k, source, target, requant, mean, std, normalize, 1, 1, out_luma, b, k)
+        else:
+            _batch_plane_chroma(chroma, component, k, n, source, target, requant, mean, std, normalize, fy, fx,
+                                out_chroma, b)
+
+
+@_jit
+def _batch_plane_chroma(chroma, component, k, n, source, target, requant, mean, std, normalize, fy, fx, out, b):
+    """``_batch_plane`` for Cb (``component`` 1) or Cr (2): reads ``chroma[:, component - 1]``,
+    the table column of ``component``, writes ``out[b, (component - 1) * n + k]``."""
+    h, w = chroma.shape[2], chroma.shape[3]
+    slot = component - 1
+    tf = source[b, component, k]
+    q = np.float32(tf)
+    tt = np.float64(1.0)
+    if requant:
+        tt = np.float64(target[b, component, k])
+        q = np.float32(target[b, component, k])
+    half = np.floor(tt / 2.0)
+    m = mean[component * n + k]
+    s = std[component * n + k]
+    channel = slot * n + k
+    for i in range(h):
+        for j in range(w):
+            value = chroma[b, slot, i, j, k]
+            if requant:
+                scaled = np.float64(value) * tf
+                magnitude = min(np.floor((abs(scaled) + half) / tt), 32768.0)
+                signed = magnitude if scaled >= 0 else -magnitude
+                v = np.float32(np.int16(min(signed, 32767.0))) * q
+            else:
+                v = np.float32(value) * q
+            if normalize:
+                v = (v - m) / s
+            for dy in range(fy):
+                for dx in range(fx):
+                    out[b, channel, i * fy + dy, j * fx + dx] = v
+
+
+def dequantize_batch(
+    luma: np.ndarray, chroma: np.ndarray, source: np.ndarray, target: np.ndarray | None, fy: int, fx: int,
+    mean: np.ndarray, std: np.ndarray, normalize: bool, out_luma: np.ndarray, out_chroma: np.ndarray,
+) -> None:
+    """Write ``reference.dequantize_batch`` of ``luma [B, bh, bw, n]`` and ``chroma
+    [B, 2, ch, cw, n]`` into ``out_luma [B, n, bh, bw]`` and ``out_chroma [B, 2n, ch * fy,
+    cw * fx]`` (any strides: channel slices of one merged tensor are fine). ``source`` and
+    ``target`` are int64 ``[B, 3, n]`` tables in zigzag order; ``mean``/``std`` float32 ``[3n]``."""
+    batch, bh, bw, n = luma.shape
+    requant = target is not None
+    _dequantize_batch(
+        batch * bh * bw, luma.reshape(batch, 1, bh, bw, n), chroma, source,
+        source if target is None else target, requant, mean, std, normalize, fy, fx, out_luma, out_chroma,
+    )
+
+
+# --------------------------------------------------------------------------------------------
 # geometric and quality operations on coefficients
 
 
