@@ -2,7 +2,8 @@
 
 - ``dct`` / ``rgb``: JPEG files, re-encoded per phase quality when asked (cached on disk),
   read as coefficients or decoded pixels of the same crops; channel statistics from the
-  training data.
+  training data. DCT batches take the batch path (workers pack int16 coefficients, one
+  kernel call on the model's device makes the inputs).
 - ``latent`` (frozen codec): the images of each split (at the phase quality) are encoded once
   into a latent cache, then read as ``(y_hat, sigma_hat)``; validation bpp from real bitstreams.
 - ``joint``: latent input whose codec encoder trains with the network on image batches
@@ -66,7 +67,8 @@ class JPEGInput:
             transform = RandomQuality(config.aug_quality[0], config.aug_quality[1], config.requant)
         loader = make_loader(spec, self.samples(run, split, quality), train=train, batch_size=config.batch_size,
                              crop=self.crop, seed=config.seed, workers=config.workers, skip_bad=config.skip_bad,
-                             stats=stats, transform=transform, target=run.dataset.target(split))
+                             stats=stats, transform=transform, target=run.dataset.target(split),
+                             device=run.device)  # DCT inputs: the batch path, made on the model's device
         if run.dist.enabled:
             loader.shard(run.dist.rank, run.dist.world_size)
         return loader
