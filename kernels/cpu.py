@@ -37,6 +37,12 @@ PARALLEL = True
 #: Below this many 8x8 blocks per call the serial kernels are used.
 PARALLEL_MIN_BLOCKS = 4096
 
+#: Whether :func:`dequantize_batch` may use threads. Off: it is memory-bound (about 3 ms for 64
+#: images of 224x224 at 16 frequencies on one core) and runs in a loader's main process, which
+#: shares the cores with the loader's workers; on a loaded machine its threads waited for each
+#: other 5-15x longer than the serial loop took.
+BATCH_PARALLEL = False
+
 #: Blocks per work item of the DCT kernels.
 _CHUNK = 256
 
@@ -340,7 +346,7 @@ def dequantize_batch(
     batch, bh, bw, n = luma.shape
     requant = target is not None
     _dequantize_batch(
-        batch * bh * bw, luma.reshape(batch, 1, bh, bw, n), chroma, source,
+        batch * bh * bw if BATCH_PARALLEL else 0, luma.reshape(batch, 1, bh, bw, n), chroma, source,
         source if target is None else target, requant, mean, std, normalize, fy, fx, out_luma, out_chroma,
     )
 

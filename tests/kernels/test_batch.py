@@ -90,6 +90,7 @@ def test_dequantize_batch_large_batch_uses_one_parallel_call_and_agrees(monkeypa
     images, chroma, tables = _batch(rng, batch=8, bh=16, bw=16, n=8)
     luma, cbcr = _packed(images, chroma, 8)
     monkeypatch.setattr(kernels.cpu, "PARALLEL_MIN_BLOCKS", 1)
+    monkeypatch.setattr(kernels.cpu, "BATCH_PARALLEL", True)
     parallel = kernels.dequantize_batch(luma, cbcr, tables, upsample=(2, 2))
     monkeypatch.setattr(kernels.cpu, "PARALLEL", False)
     serial = kernels.dequantize_batch(luma, cbcr, tables, upsample=(2, 2))
