@@ -12,11 +12,14 @@ from dataclasses import dataclass, replace
 import numpy as np
 
 from cdomain import kernels
-from cdomain.kernels import _host
+from cdomain.kernels import _host, cpu
+from cdomain.jpeg.tables import ZIGZAG
 from cdomain.jpeg.image import DCTImage
 
 LAYOUTS = ("merged", "split")
 SMALL_POLICIES = ("pad", "error")
+
+_ZIGZAG = np.ascontiguousarray(ZIGZAG, dtype=np.int64)
 
 #: Crop sizes are multiples of this many pixels so 4:2:0 chroma stays block-aligned.
 CROP_MULTIPLE = 16
@@ -68,9 +71,14 @@ def crop_blocks(image: DCTImage, top: int, left: int, rows: int, cols: int) -> D
     ry, rx = chroma_ratio(image)
     if top % ry or left % rx or rows % ry or cols % rx:
         raise ValueError(f"crop {rows}x{cols}+{top}+{left} blocks is not aligned to the {ry}x{rx} chroma grid")
-    parts = [kernels.crop(image.y, top, left, rows, cols)]
-    for chroma in image.coefficients[1:]:
-        parts.append(kernels.crop(chroma, top // ry, left // rx, rows // ry, cols // rx))
+    # One region check for the file, then plain strided copies (what kernels.crop does after
+    # its checks), instead of three checked kernel calls per sample.
+    boxes = [(top, left, rows, cols)] + [(top // ry, left // rx, rows // ry, cols // rx)] * (image.num_components - 1)
+    parts = []
+    for coefficients, (t, l, h, w) in zip(image.coefficients, boxes):
+        if t < 0 or l < 0 or t + h > coefficients.shape[0] or l + w > coefficients.shape[1]:
+            kernels.crop(coefficients, t, l, h, w)  # raises the kernels' message for the bad region
+        parts.append(np.ascontiguousarray(coefficients[t : t + h, l : l + w]))
     return replace(image, coefficients=tuple(parts), height=rows * 8, width=cols * 8)
 
 
@@ -208,11 +216,14 @@ def _fill(
         if index and image.num_components == 1:
             out[...] = 0.0 if stats is None else (-mean / std)[:, None, None]
             continue
-        factor = (1, 1) if index == 0 else upsample
+        fy, fx = (1, 1) if index == 0 else upsample
         normalise = stats is not None
         if not normalise:
             mean, std = _neutral(fbs)
-        _host.dequantize_select(image.coefficients[index], tables[index], fbs, *factor, mean, std, normalise, out)
+        coefficients = np.ascontiguousarray(image.coefficients[index])
+        rows, cols = coefficients.shape[:2]
+        cpu.dequantize_select(coefficients.reshape(1, rows, cols, 64), tables[index], _ZIGZAG[:fbs], fy, fx,
+                              mean, std, normalise, out[None])
 
 
 @functools.lru_cache(maxsize=64)
@@ -224,10 +235,23 @@ def file_tables(image: DCTImage) -> tuple[np.ndarray, ...]:
     """The image's quantization tables, checked (entries 1..65535) once per file, as int64 ``[1, 64]``."""
     rows = []
     for table in image.quant_tables:
-        if table.shape != (8, 8) or table.min() < 1:
-            raise ValueError(f"{image.source}: quantization table entries must be in 1..65535")
-        rows.append(_host.table_rows(table))
+        checked = _checked_table(table.dtype.str, table.tobytes()) if table.size == 64 else None
+        if checked is None:
+            raise ValueError(f"{image.source}: quantization tables must be 8x8 with entries in 1..65535")
+        rows.append(checked)
     return tuple(rows)
+
+
+@functools.lru_cache(maxsize=256)
+def _checked_table(dtype: str, data: bytes) -> np.ndarray | None:
+    """A table as read-only int64 ``[1, 64]``, by content (files share a few tables), or None
+    if an entry is outside 1..65535."""
+    values = np.frombuffer(data, dtype=np.dtype(dtype))
+    if values.min() < 1 or values.max() > 65535:
+        return None
+    rows = _host.table_rows(values)
+    rows.flags.writeable = False
+    return rows
 
 
 class SampleRandom:
