@@ -256,23 +256,26 @@ def pack_region(coef: np.ndarray, top: int, left: int, height: int, width: int, 
 
 
 @_jit
-def _batch_plane(coef, c, k, source, target, requant, mean, std, normalize, fy, fx, out, b, channel):
-    """Channel ``channel`` of image ``b`` of ``out``: frequency ``k`` of component slot ``c``
-    of ``coef [B, C, h, w, n]`` with table column ``source[b, c, k]`` (after requantizing to
-    ``target[b, c, k]`` when ``requant``), each value repeated ``fy x fx`` times."""
+def _batch_plane(coef, slot, component, k, n, source, target, requant, mean, std, normalize, fy, fx, out, b,
+                 channel):
+    """Channel ``channel`` of image ``b`` of ``out``: frequency ``k`` of ``coef[b, slot]``
+    (``coef`` is ``[B, C, h, w, n]``) times table entry ``source[b, component, k]``, after
+    requantizing to ``target[b, component, k]`` when ``requant`` (then dequantized with it),
+    normalised with entry ``component * n + k`` of ``mean``/``std``, each value repeated
+    ``fy x fx`` times."""
     h, w = coef.shape[2], coef.shape[3]
-    tf = source[b, c, k]
+    tf = source[b, component, k]
     q = np.float32(tf)
     tt = np.float64(1.0)
     if requant:
-        tt = np.float64(target[b, c, k])
-        q = np.float32(target[b, c, k])
+        tt = np.float64(target[b, component, k])
+        q = np.float32(target[b, component, k])
     half = np.floor(tt / 2.0)
-    m = mean[channel]
-    s = std[channel]
+    m = mean[component * n + k]
+    s = std[component * n + k]
     for i in range(h):
         for j in range(w):
-            value = coef[b, c, i, j, k]
+            value = coef[b, slot, i, j, k]
             if requant:  # ``_requantize``'s float64 form of libjpeg's integer rounding
                 scaled = np.float64(value) * tf
                 magnitude = min(np.floor((abs(scaled) + half) / tt), 32768.0)
@@ -292,47 +295,13 @@ def _dequantize_batch(luma, chroma, source, target, requant, mean, std, normaliz
     n = luma.shape[4]
     for r in prange(luma.shape[0] * 3 * n):
         b = r // (3 * n)
-        channel = r % (3 * n)
-        component = channel // n
-        k = channel % n
+        component = (r % (3 * n)) // n
+        k = r % n
         if component == 0:
-            _batch_plane(luma, 0, k, source, target, requant, mean, std, normalize, 1, 1, out_luma, b, k)
+            _batch_plane(luma, 0, 0, k, n, source, target, requant, mean, std, normalize, 1, 1, out_luma, b, k)
         else:
-            _batch_plane_chroma(chroma, component, k, n, source, target, requant, mean, std, normalize, fy, fx,
-                                out_chroma, b)
-
-
-@_jit
-def _batch_plane_chroma(chroma, component, k, n, source, target, requant, mean, std, normalize, fy, fx, out, b):
-    """``_batch_plane`` for Cb (``component`` 1) or Cr (2): reads ``chroma[:, component - 1]``,
-    the table column of ``component``, writes ``out[b, (component - 1) * n + k]``."""
-    h, w = chroma.shape[2], chroma.shape[3]
-    slot = component - 1
-    tf = source[b, component, k]
-    q = np.float32(tf)
-    tt = np.float64(1.0)
-    if requant:
-        tt = np.float64(target[b, component, k])
-        q = np.float32(target[b, component, k])
-    half = np.floor(tt / 2.0)
-    m = mean[component * n + k]
-    s = std[component * n + k]
-    channel = slot * n + k
-    for i in range(h):
-        for j in range(w):
-            value = chroma[b, slot, i, j, k]
-            if requant:
-                scaled = np.float64(value) * tf
-                magnitude = min(np.floor((abs(scaled) + half) / tt), 32768.0)
-                signed = magnitude if scaled >= 0 else -magnitude
-                v = np.float32(np.int16(min(signed, 32767.0))) * q
-            else:
-                v = np.float32(value) * q
-            if normalize:
-                v = (v - m) / s
-            for dy in range(fy):
-                for dx in range(fx):
-                    out[b, channel, i * fy + dy, j * fx + dx] = v
+            _batch_plane(chroma, component - 1, component, k, n, source, target, requant, mean, std, normalize, fy,
+                         fx, out_chroma, b, (component - 1) * n + k)
 
 
 def dequantize_batch(

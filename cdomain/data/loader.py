@@ -4,7 +4,9 @@ Each sample is read only as far as its quantized coefficients, optionally transf
 DCT domain (a quality change, for instance), cropped and flipped in the DCT domain, then either
 dequantized with frequency band selection into channels (:class:`DCTLoader`, see
 :mod:`cdomain.data.dct_transforms`) or decoded to pixels (:class:`RGBLoader`, the baseline that
-sees exactly the same crops). Seeded epochs, sharding, workers and bad-file
+sees exactly the same crops). With ``device=`` DCTLoader takes the batch path of
+:mod:`cdomain.data.batch_path`: workers only pack int16 coefficients and one kernel call per
+batch on the model's device makes the inputs. Seeded epochs, sharding, workers and bad-file
 handling come from :class:`EpochLoader`, the one loader base (LatentLoader and ImageLoader in
 :mod:`cdomain.latents` build on it too); randomness is derived from ``(seed, epoch, index)`` so
 results do not depend on the number of workers.
@@ -449,15 +451,18 @@ class JPEGLoader(EpochLoader):
                          workers=workers, drop_last=drop_last)
         self.device: torch.device | None = None
         if device is not None:
-            self.device = torch.device(device)
+            try:
+                self.device = torch.device(device)
+            except (RuntimeError, TypeError):
+                raise ValueError(f"device must be None, 'cpu', 'cuda' or 'cuda:N', got {device!r}") from None
             if self.device.type == "cuda" and not torch.cuda.is_available():
                 raise ValueError(f"device={device!r}: no CUDA device is available")
             dataset.packed = True
             self.pin_memory = self.device.type == "cuda"
 
     def packed_batches(self) -> Iterator[tuple[Any, torch.Tensor]]:
-        """One epoch of collated :class:`~cdomain.data.batch_path.CoefficientBatch` es and
-        targets, before the device step (only with ``device=``)."""
+        """One epoch of ``(batch, targets)`` before the device step, ``batch`` being the packed
+        :class:`~cdomain.data.batch_path.CoefficientBatch` (only with ``device=``)."""
         if not self.dataset.packed:
             raise ValueError("packed_batches needs a loader made with device=")
         yield from super().__iter__()

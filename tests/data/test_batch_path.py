@@ -129,6 +129,8 @@ def test_device_argument_is_checked(mixed_files):
 
     with pytest.raises(ValueError, match="DCT inputs only"):
         RGBLoader(mixed_files, device="cpu")
+    with pytest.raises(ValueError, match="device must be"):
+        DCTLoader(mixed_files, device="tpu-ish")
     if not torch.cuda.is_available():
         with pytest.raises(ValueError, match="no CUDA device"):
             DCTLoader(mixed_files, device="cuda")
