@@ -270,3 +270,39 @@ def rgb_to_ycbcr(rgb):
         result, target = ctx.empty((batch, 3, *shape[-3:-1]), np.uint8)
         kernels.rgb_to_ycbcr(src, target, ctx.stream)
         return result.reshape(*lead, 3, *shape[-3:-1])
+
+
+def dequantize_batch(luma, chroma, tables, targets, n, fy, fx, mean, std, normalize, out_luma, out_chroma):
+    ctx = _Context(luma)
+    batch, bh, bw = (int(s) for s in luma.shape[:3])
+    ch, cw = int(chroma.shape[2]), int(chroma.shape[3])
+    zz = np.asarray(ZIGZAG[:n], dtype=np.int64)
+    with ctx.device_scope():
+        coef = ctx.view(ctx.contiguous(luma, (batch, bh, bw, n)))
+        coef_c = ctx.view(ctx.contiguous(chroma, (batch, 2, ch, cw, n)))
+        source = _zigzag_tables(ctx, tables, batch, zz)
+        target = source if targets is None else _zigzag_tables(ctx, targets, batch, zz)
+        mean_d, std_d = ctx.upload(mean), ctx.upload(std)
+        results = []
+        for out, shape in ((out_luma, (batch, n, bh, bw)), (out_chroma, (batch, 2 * n, ch * fy, cw * fx))):
+            if out is None:
+                results.append(ctx.empty(shape, np.float32))
+            else:
+                results.append((out, ctx.view(out)))
+        kernels.dequantize_batch(coef, coef_c, source, target, targets is not None, fy, fx, mean_d, std_d,
+                                 normalize, results[0][1], results[1][1], ctx.stream)
+        return results[0][0], results[1][0]
+
+
+def _zigzag_tables(ctx: _Context, tables: Any, batch: int, zz: np.ndarray) -> Any:
+    """``[B, 3, 8, 8]`` tables as int64 ``[B, 3, n]`` in zigzag order, on the device."""
+    if _is_torch(tables) and tables.is_cuda:
+        import torch
+
+        index = torch.as_tensor(zz, device=tables.device)
+        return ctx.view(tables.detach().reshape(batch, 3, 64).to(torch.int64).index_select(2, index).contiguous())
+    if not isinstance(tables, np.ndarray) and hasattr(tables, "copy_to_host"):
+        tables = tables.copy_to_host()
+    elif _is_torch(tables):
+        tables = tables.detach().cpu().numpy()
+    return ctx.upload(np.asarray(tables, dtype=np.int64).reshape(batch, 3, 64)[..., zz])

@@ -121,3 +121,31 @@ def rgb_to_ycbcr(rgb: np.ndarray) -> np.ndarray:
     shape = rgb.shape
     flat = np.ascontiguousarray(rgb).reshape(-1, *shape[-3:])
     return cpu.rgb_to_ycbcr(flat).reshape(*shape[:-3], 3, *shape[-3:-1])
+
+
+def pack_region(coefficients: np.ndarray, top: int, left: int, height: int, width: int, flip: bool,
+                n: int) -> np.ndarray:
+    return cpu.pack_region(np.ascontiguousarray(coefficients), top, left, height, width, flip, _ZIGZAG[:n])
+
+
+def zigzag_tables(tables: np.ndarray, n: int) -> np.ndarray:
+    """``[B, 3, 8, 8]`` tables as contiguous int64 ``[B, 3, n]`` in zigzag order."""
+    batch = tables.shape[0]
+    return np.ascontiguousarray(np.asarray(tables, dtype=np.int64).reshape(batch, 3, 64)[..., _ZIGZAG[:n]])
+
+
+def dequantize_batch(
+    luma: np.ndarray, chroma: np.ndarray, tables: np.ndarray, targets: np.ndarray | None, n: int, fy: int, fx: int,
+    mean: np.ndarray, std: np.ndarray, normalize: bool, out_luma: np.ndarray | None, out_chroma: np.ndarray | None,
+) -> tuple[np.ndarray, np.ndarray]:
+    batch, bh, bw = luma.shape[:3]
+    ch, cw = chroma.shape[2:4]
+    if out_luma is None:
+        out_luma = np.empty((batch, n, bh, bw), np.float32)
+    if out_chroma is None:
+        out_chroma = np.empty((batch, 2 * n, ch * fy, cw * fx), np.float32)
+    source = zigzag_tables(tables, n)
+    target = None if targets is None else zigzag_tables(targets, n)
+    cpu.dequantize_batch(np.ascontiguousarray(luma), np.ascontiguousarray(chroma), source, target, fy, fx, mean, std,
+                         normalize, out_luma, out_chroma)
+    return out_luma, out_chroma

@@ -210,3 +210,27 @@ def rgb(x: Any) -> tuple[int, ...]:
     if np_dtype(x) != np.uint8:
         raise ValueError(f"rgb must be uint8, got {np_dtype(x)}")
     return shape
+
+
+def packed(name: str, x: Any, ndim: int) -> tuple[int, ...]:
+    """Shape of packed int16 coefficients with ``ndim`` axes, the last one 1..64 frequencies."""
+    shape = shape_of(x)
+    if len(shape) != ndim or not 1 <= shape[-1] <= 64:
+        raise ValueError(f"{name} must be {ndim}-D packed coefficients [..., n] with n in 1..64, got {list(shape)}")
+    if np_dtype(x) != np.int16:
+        raise ValueError(f"{name} must be int16, got {np_dtype(x)}")
+    return shape
+
+
+def batch_tables(name: str, tables: Any, batch: int) -> None:
+    """Integer ``[batch, 3, 8, 8]`` tables; host values must be in 1..65535 (device ones are not
+    read, which would wait for the device)."""
+    shape = shape_of(tables)
+    if shape != (batch, 3, 8, 8):
+        raise ValueError(f"{name} must have shape [{batch}, 3, 8, 8] (Y, Cb, Cr per image), got {list(shape)}")
+    if not np.issubdtype(np_dtype(tables), np.integer):
+        raise ValueError(f"{name} must have an integer dtype, got {np_dtype(tables)}")
+    if kind(tables) != "cuda":
+        values = host(tables)
+        if values.size and (values.min() < 1 or values.max() > 65535):
+            raise ValueError(f"{name} entries must be in 1..65535")

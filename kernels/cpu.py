@@ -37,6 +37,12 @@ PARALLEL = True
 #: Below this many 8x8 blocks per call the serial kernels are used.
 PARALLEL_MIN_BLOCKS = 4096
 
+#: Whether :func:`dequantize_batch` may use threads. Off: it is memory-bound (about 3 ms for 64
+#: images of 224x224 at 16 frequencies on one core) and runs in a loader's main process, which
+#: shares the cores with the loader's workers; on a loaded machine its threads waited for each
+#: other 5-15x longer than the serial loop took.
+BATCH_PARALLEL = False
+
 #: Blocks per work item of the DCT kernels.
 _CHUNK = 256
 
@@ -218,6 +224,100 @@ def dequantize_select(
         _dequantize_flat(nb * bh * bw, flat, scale, zz, mean, std, normalize, planes)
     else:
         _dequantize(nb * bh * bw, flat, scale, zz, fy, fx, mean, std, normalize, out)
+
+
+# --------------------------------------------------------------------------------------------
+# the batch path: per-file packing in the workers, one dequantization call per batch
+
+
+@_jit
+def _pack_region(coef, top, left, height, width, flip, zz, out):
+    """``out [height, width, n]``: the region of ``coef [bh, bw, 64]``, mirrored when ``flip``
+    (reversed block columns, odd horizontal frequencies negated as in ``_hflip``), keeping
+    the zigzag frequencies ``zz``."""
+    n = zz.shape[0]
+    for i in range(height):
+        for j in range(width):
+            source = left + width - 1 - j if flip else left + j
+            for k in range(n):
+                z = zz[k]
+                if flip:
+                    out[i, j, k] = coef[top + i, source, z] * _HFLIP_SIGN[z]
+                else:
+                    out[i, j, k] = coef[top + i, source, z]
+
+
+def pack_region(coef: np.ndarray, top: int, left: int, height: int, width: int, flip: bool,
+                zz: np.ndarray) -> np.ndarray:
+    """``reference.pack_region`` of contiguous ``[bh, bw, 8, 8]`` blocks (one component)."""
+    out = np.empty((height, width, zz.shape[0]), np.int16)
+    _pack_region(coef.reshape(coef.shape[0], coef.shape[1], 64), top, left, height, width, flip, zz, out)
+    return out
+
+
+@_jit
+def _batch_plane(coef, slot, component, k, n, source, target, requant, mean, std, normalize, fy, fx, out, b,
+                 channel):
+    """Channel ``channel`` of image ``b`` of ``out``: frequency ``k`` of ``coef[b, slot]``
+    (``coef`` is ``[B, C, h, w, n]``) times table entry ``source[b, component, k]``, after
+    requantizing to ``target[b, component, k]`` when ``requant`` (then dequantized with it),
+    normalised with entry ``component * n + k`` of ``mean``/``std``, each value repeated
+    ``fy x fx`` times."""
+    h, w = coef.shape[2], coef.shape[3]
+    tf = source[b, component, k]
+    q = np.float32(tf)
+    tt = np.float64(1.0)
+    if requant:
+        tt = np.float64(target[b, component, k])
+        q = np.float32(target[b, component, k])
+    half = np.floor(tt / 2.0)
+    m = mean[component * n + k]
+    s = std[component * n + k]
+    for i in range(h):
+        for j in range(w):
+            value = coef[b, slot, i, j, k]
+            if requant:  # ``_requantize``'s float64 form of libjpeg's integer rounding
+                scaled = np.float64(value) * tf
+                magnitude = min(np.floor((abs(scaled) + half) / tt), 32768.0)
+                signed = magnitude if scaled >= 0 else -magnitude
+                v = np.float32(np.int16(min(signed, 32767.0))) * q
+            else:
+                v = np.float32(value) * q
+            if normalize:
+                v = (v - m) / s
+            for dy in range(fy):
+                for dx in range(fx):
+                    out[b, channel, i * fy + dy, j * fx + dx] = v
+
+
+@_Threaded
+def _dequantize_batch(luma, chroma, source, target, requant, mean, std, normalize, fy, fx, out_luma, out_chroma):
+    n = luma.shape[4]
+    for r in prange(luma.shape[0] * 3 * n):
+        b = r // (3 * n)
+        component = (r % (3 * n)) // n
+        k = r % n
+        if component == 0:
+            _batch_plane(luma, 0, 0, k, n, source, target, requant, mean, std, normalize, 1, 1, out_luma, b, k)
+        else:
+            _batch_plane(chroma, component - 1, component, k, n, source, target, requant, mean, std, normalize, fy,
+                         fx, out_chroma, b, (component - 1) * n + k)
+
+
+def dequantize_batch(
+    luma: np.ndarray, chroma: np.ndarray, source: np.ndarray, target: np.ndarray | None, fy: int, fx: int,
+    mean: np.ndarray, std: np.ndarray, normalize: bool, out_luma: np.ndarray, out_chroma: np.ndarray,
+) -> None:
+    """Write ``reference.dequantize_batch`` of ``luma [B, bh, bw, n]`` and ``chroma
+    [B, 2, ch, cw, n]`` into ``out_luma [B, n, bh, bw]`` and ``out_chroma [B, 2n, ch * fy,
+    cw * fx]`` (any strides: channel slices of one merged tensor are fine). ``source`` and
+    ``target`` are int64 ``[B, 3, n]`` tables in zigzag order; ``mean``/``std`` float32 ``[3n]``."""
+    batch, bh, bw, n = luma.shape
+    requant = target is not None
+    _dequantize_batch(
+        batch * bh * bw if BATCH_PARALLEL else 0, luma.reshape(batch, 1, bh, bw, n), chroma, source,
+        source if target is None else target, requant, mean, std, normalize, fy, fx, out_luma, out_chroma,
+    )
 
 
 # --------------------------------------------------------------------------------------------

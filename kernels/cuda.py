@@ -144,6 +144,67 @@ def requantize(coef, table_from, table_to, out, stream=None) -> None:
 
 
 # --------------------------------------------------------------------------------------------
+# the batch path: one launch dequantizes a whole batch of packed samples
+
+
+@cuda.jit(device=True)
+def _batch_value(value, tf, tt, requant, m, s, normalize):
+    """One dequantized (optionally requantized first, then normalised) coefficient."""
+    q = tf
+    if requant:
+        scaled = np.int64(value) * tf
+        magnitude = (abs(scaled) + tt // 2) // tt
+        signed = magnitude if scaled >= 0 else -magnitude
+        value = min(max(signed, -32768), 32767)
+        q = tt
+    v = np.float32(np.int64(value) * q)
+    if normalize:
+        v = (v - m) / s
+    return v
+
+
+@cuda.jit
+def _dequantize_batch_kernel(luma, chroma, source, target, requant, mean, std, normalize, fy, fx, out_luma,
+                             out_chroma):
+    nb, bh, bw, n = luma.shape
+    ch2, hc, wc = out_chroma.shape[1], out_chroma.shape[2], out_chroma.shape[3]
+    luma_total = nb * n * bh * bw
+    total = luma_total + nb * ch2 * hc * wc
+    start, stride = cuda.grid(1), cuda.gridsize(1)
+    for idx in range(start, total, stride):
+        if idx < luma_total:
+            x = idx % bw
+            y = (idx // bw) % bh
+            k = (idx // (bw * bh)) % n
+            b = idx // (bw * bh * n)
+            out_luma[b, k, y, x] = _batch_value(luma[b, y, x, k], source[b, 0, k], target[b, 0, k], requant,
+                                                mean[k], std[k], normalize)
+        else:
+            r = idx - luma_total
+            x = r % wc
+            y = (r // wc) % hc
+            channel = (r // (wc * hc)) % ch2
+            b = r // (wc * hc * ch2)
+            slot = channel // n
+            k = channel % n
+            component = slot + 1
+            out_chroma[b, channel, y, x] = _batch_value(
+                chroma[b, slot, y // fy, x // fx, k], source[b, component, k], target[b, component, k], requant,
+                mean[component * n + k], std[component * n + k], normalize,
+            )
+
+
+def dequantize_batch(luma, chroma, source, target, requant, fy, fx, mean, std, normalize, out_luma, out_chroma,
+                     stream=None) -> None:
+    """``luma`` int16 ``[B, bh, bw, n]``, ``chroma`` ``[B, 2, ch, cw, n]``, ``source``/``target``
+    int64 ``[B, 3, n]`` (zigzag order; ``target`` ignored unless ``requant``), outputs float32
+    ``[B, n, bh, bw]`` and ``[B, 2n, ch * fy, cw * fx]`` (any strides). One launch."""
+    total = out_luma.size + out_chroma.size
+    _launch(_dequantize_batch_kernel, total, stream, luma, chroma, source, target, requant, mean, std, normalize,
+            fy, fx, out_luma, out_chroma)
+
+
+# --------------------------------------------------------------------------------------------
 # DCT kernels: one thread per output value, same float64 operation order as cpu.py
 
 

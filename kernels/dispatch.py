@@ -114,5 +114,7 @@ def call(op: str, *args: Any) -> Any:
     if backend == "torch":
         import torch
 
+        if isinstance(result, tuple):
+            return tuple(torch.from_numpy(part) for part in result)
         return torch.from_numpy(result)
     return result

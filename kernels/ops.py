@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from . import checks
 from .dispatch import Array, call
+from .dispatch import kind as call_kind
 
 __all__ = [
     "dequantize_select",
@@ -23,6 +24,8 @@ __all__ = [
     "rgb_to_ycbcr",
     "samples_from_blocks",
     "blocks_from_samples",
+    "pack_region",
+    "dequantize_batch",
 ]
 
 
@@ -182,3 +185,70 @@ def rgb_to_ycbcr(rgb: Array) -> Array:
     """
     checks.rgb(rgb)
     return call("rgb_to_ycbcr", rgb)
+
+
+def pack_region(
+    coefficients: Array, top: int, left: int, height: int, width: int, flip: bool, n: int
+) -> Array:
+    """Crop, optionally mirror, and keep the ``n`` lowest zigzag frequencies of one component.
+
+    int16 ``[bh, bw, 8, 8]`` becomes int16 ``[height, width, n]`` (block units, coefficient
+    ``k`` = ``ZIGZAG[k]``): :func:`crop`, then :func:`hflip` when ``flip``, then the frequency
+    selection of :func:`dequantize_select`, in one pass. This is the per-file work of the
+    batch path: workers pack, :func:`dequantize_batch` does the rest once per batch. CPU only
+    (it runs where the file is decoded).
+    """
+    shape = checks.blocks("coefficients", coefficients)
+    if len(shape) != 4:
+        raise ValueError(f"coefficients must be one component [bh, bw, 8, 8], got {list(shape)}")
+    region = checks.region(shape, top, left, height, width)
+    n = checks.zigzag_count(n)
+    if call_kind(coefficients) == "cuda":
+        raise ValueError("pack_region runs on the host; coefficients must be a NumPy array or CPU tensor")
+    return call("pack_region", coefficients, *region, bool(flip), n)
+
+
+def dequantize_batch(
+    luma: Array,
+    chroma: Array,
+    tables: Array,
+    *,
+    targets: Array | None = None,
+    upsample: tuple[int, int] = (1, 1),
+    mean: Array | None = None,
+    std: Array | None = None,
+    out_luma: Array | None = None,
+    out_chroma: Array | None = None,
+) -> tuple[Array, Array]:
+    """Dequantize a whole batch of packed samples (:func:`pack_region`) in one kernel launch.
+
+    ``luma`` int16 ``[B, bh, bw, n]`` and ``chroma`` int16 ``[B, 2, ch, cw, n]`` (Cb, Cr) hold
+    the ``n`` lowest zigzag frequencies; ``tables`` ``[B, 3, 8, 8]`` (natural order) are each
+    image's Y, Cb, Cr quantization tables. With ``targets`` (``[B, 3, 8, 8]``) every
+    coefficient is first requantized to the target table as :func:`requantize` does (a JPEG
+    quality augmentation moved onto the batch) and dequantized with it. Returns float32 luma
+    ``[B, n, bh, bw]`` and chroma ``[B, 2n, ch * fy, cw * fx]`` (chroma blocks repeated
+    ``upsample = (fy, fx)`` times), normalised by ``mean``/``std`` ``[3n]`` when given: the
+    values :func:`dequantize_select` gives per image and component. ``out_luma``/``out_chroma``
+    may be preallocated float32 outputs, for instance the two channel slices
+    ``out[:, :n]``, ``out[:, n:]`` of one merged ``[B, 3n, bh, bw]`` tensor.
+    """
+    shape = checks.packed("luma", luma, 4)
+    batch, bh, bw, n = shape
+    chroma_shape = checks.packed("chroma", chroma, 5)
+    if chroma_shape[0] != batch or chroma_shape[1] != 2 or chroma_shape[4] != n:
+        raise ValueError(f"chroma must have shape [{batch}, 2, ch, cw, {n}] like luma, got {list(chroma_shape)}")
+    n = checks.zigzag_count(n)
+    fy, fx = checks.factor("upsample", upsample)
+    checks.batch_tables("tables", tables, batch)
+    if targets is not None:
+        checks.batch_tables("targets", targets, batch)
+    mean_, std_, normalize = checks.normalisation(mean, std, 3 * n)
+    ch, cw = chroma_shape[2], chroma_shape[3]
+    if out_luma is not None:
+        checks.output(out_luma, (batch, n, bh, bw), luma)
+    if out_chroma is not None:
+        checks.output(out_chroma, (batch, 2 * n, ch * fy, cw * fx), luma)
+    result = call("dequantize_batch", luma, chroma, tables, targets, n, fy, fx, mean_, std_, normalize,
+                  out_luma, out_chroma)
+    return (result[0] if out_luma is None else out_luma, result[1] if out_chroma is None else out_chroma)

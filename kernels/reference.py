@@ -271,3 +271,64 @@ def rgb_to_ycbcr(rgb: np.ndarray) -> np.ndarray:
     cb = (-fix(0.16874) * r - fix(0.33126) * g + fix(0.50000) * b + offset) >> SCALEBITS
     cr = (fix(0.50000) * r - fix(0.41869) * g - fix(0.08131) * b + offset) >> SCALEBITS
     return np.stack([y, cb, cr], axis=-3).astype(np.uint8)
+
+
+def pack_region(
+    coefficients: np.ndarray, top: int, left: int, height: int, width: int, flip: bool, n: int
+) -> np.ndarray:
+    """Crop, optionally flip, and keep the ``n`` lowest zigzag frequencies of one component.
+
+    ``coefficients`` ``[bh, bw, 8, 8]`` becomes int16 ``[height, width, n]``: the blocks
+    ``[top:top + height, left:left + width]`` (mirrored left-right as :func:`hflip` does when
+    ``flip``), coefficient ``k`` of each being ``ZIGZAG[k]``. This is all a data-loading worker
+    does to a decoded file before the batch is dequantized on the model's device
+    (:func:`dequantize_batch`); only the kept frequencies travel, as int16.
+    """
+    region = crop(coefficients, top, left, height, width)
+    if flip:
+        region = hflip(region)
+    return np.ascontiguousarray(region.reshape(height, width, 64)[:, :, ZIGZAG[:n]], dtype=np.int16)
+
+
+def dequantize_batch(
+    luma: np.ndarray,
+    chroma: np.ndarray,
+    tables: np.ndarray,
+    targets: np.ndarray | None = None,
+    upsample: tuple[int, int] = (1, 1),
+    mean: np.ndarray | None = None,
+    std: np.ndarray | None = None,
+) -> tuple[np.ndarray, np.ndarray]:
+    """:func:`dequantize_select` of a whole batch of packed samples (see :func:`pack_region`).
+
+    ``luma`` int16 ``[B, bh, bw, n]`` and ``chroma`` int16 ``[B, 2, ch, cw, n]`` hold the ``n``
+    lowest zigzag frequencies of Y and of Cb, Cr; ``tables`` ``[B, 3, 8, 8]`` their quantization
+    tables (natural order). With ``targets`` (``[B, 3, 8, 8]``) the coefficients are first
+    requantized to those tables (:func:`requantize`, a random-quality augmentation) and
+    dequantized with them. Returns float32 luma ``[B, n, bh, bw]`` and chroma
+    ``[B, 2n, ch * fy, cw * fx]`` (each chroma block repeated ``upsample = (fy, fx)`` times),
+    normalised by ``mean``/``std`` ``[3n]`` (Y's n, Cb's n, Cr's n) when given.
+    """
+    n = luma.shape[-1]
+    zz = ZIGZAG[:n]
+    batch = luma.shape[0]
+    source = np.asarray(tables).astype(np.int64).reshape(batch, 3, 64)[..., zz]
+    target = None if targets is None else np.asarray(targets).astype(np.int64).reshape(batch, 3, 64)[..., zz]
+    parts = []
+    for index, coefficients in enumerate((luma, chroma[:, 0], chroma[:, 1])):
+        values = coefficients.astype(np.int64)
+        table = source[:, index, None, None, :]
+        if target is not None:
+            divisor = target[:, index, None, None, :]
+            value = values * table
+            values = np.clip(np.sign(value) * ((np.abs(value) + divisor // 2) // divisor), -32768, 32767)
+            table = divisor
+        plane = np.moveaxis((values * table).astype(np.float32), -1, -3)  # [B, n, h, w]
+        if mean is not None or std is not None:
+            m = np.zeros(n, np.float32) if mean is None else np.asarray(mean, np.float32)[index * n : (index + 1) * n]
+            s = np.ones(n, np.float32) if std is None else np.asarray(std, np.float32)[index * n : (index + 1) * n]
+            plane = (plane - m[:, None, None]) / s[:, None, None]
+        if index:
+            plane = np.repeat(np.repeat(plane, upsample[0], axis=-2), upsample[1], axis=-1)
+        parts.append(plane)
+    return np.ascontiguousarray(parts[0], np.float32), np.ascontiguousarray(np.concatenate(parts[1:], axis=1), np.float32)

@@ -7,15 +7,20 @@ MCUs (16 px for 4:2:0) so that chroma blocks stay aligned with the luma blocks t
 
 from __future__ import annotations
 
+import functools
 from dataclasses import dataclass, replace
 
 import numpy as np
 
 from cdomain import kernels
+from cdomain.kernels import _host, cpu
+from cdomain.jpeg.tables import ZIGZAG
 from cdomain.jpeg.image import DCTImage
 
 LAYOUTS = ("merged", "split")
 SMALL_POLICIES = ("pad", "error")
+
+_ZIGZAG = np.ascontiguousarray(ZIGZAG, dtype=np.int64)
 
 #: Crop sizes are multiples of this many pixels so 4:2:0 chroma stays block-aligned.
 CROP_MULTIPLE = 16
@@ -67,9 +72,14 @@ def crop_blocks(image: DCTImage, top: int, left: int, rows: int, cols: int) -> D
     ry, rx = chroma_ratio(image)
     if top % ry or left % rx or rows % ry or cols % rx:
         raise ValueError(f"crop {rows}x{cols}+{top}+{left} blocks is not aligned to the {ry}x{rx} chroma grid")
-    parts = [kernels.crop(image.y, top, left, rows, cols)]
-    for chroma in image.coefficients[1:]:
-        parts.append(kernels.crop(chroma, top // ry, left // rx, rows // ry, cols // rx))
+    # One region check for the file, then plain strided copies (what kernels.crop does after
+    # its checks), instead of three checked kernel calls per sample.
+    boxes = [(top, left, rows, cols)] + [(top // ry, left // rx, rows // ry, cols // rx)] * (image.num_components - 1)
+    parts = []
+    for coefficients, (t, l, h, w) in zip(image.coefficients, boxes):
+        if t < 0 or l < 0 or t + h > coefficients.shape[0] or l + w > coefficients.shape[1]:
+            kernels.crop(coefficients, t, l, h, w)  # raises the kernels' message for the bad region
+        parts.append(np.ascontiguousarray(coefficients[t : t + h, l : l + w]))
     return replace(image, coefficients=tuple(parts), height=rows * 8, width=cols * 8)
 
 
@@ -111,23 +121,19 @@ def hflip_image(image: DCTImage) -> DCTImage:
     return replace(image, coefficients=tuple(kernels.hflip(c) for c in image.coefficients))
 
 
-def locate_region(
+def plan_region(
     image: DCTImage,
     crop: tuple[int, int] | None,
-    rng: np.random.Generator | None,
+    rng: "np.random.Generator | SampleRandom | None",
     small: str = "pad",
-) -> tuple[DCTImage, Region]:
-    """Cut the training/eval region: a random (``rng`` given) or centre MCU-aligned crop.
-
-    ``crop`` is ``(height, width)`` in pixels (multiples of :data:`CROP_MULTIPLE`), or None for
-    the whole aligned image. Images smaller than the crop are padded with mid-grey blocks
-    (``small="pad"``) or rejected (``small="error"``).
-    """
+) -> tuple[DCTImage, tuple[int, int, int, int], Region]:
+    """Where :func:`locate_region` cuts, without cutting: the image (padded when smaller than
+    the crop), the luma-block box ``(top, left, rows, cols)`` and the :class:`Region`."""
     rows, cols = aligned_blocks(image)
     if rows == 0 or cols == 0:
         raise ValueError(f"{image.source}: image of {image.width}x{image.height} px has no whole MCU")
     if crop is None:
-        return crop_blocks(image, 0, 0, rows, cols), Region(0, 0, rows * 8, cols * 8)
+        return image, (0, 0, rows, cols), Region(0, 0, rows * 8, cols * 8)
     want_rows, want_cols = crop[0] // 8, crop[1] // 8
     pad_top = pad_left = 0
     if rows < want_rows or cols < want_cols:
@@ -145,7 +151,23 @@ def locate_region(
         top = int(rng.integers(0, slack_rows + 1)) * ry
         left = int(rng.integers(0, slack_cols + 1)) * rx
     region = Region((top - pad_top) * 8, (left - pad_left) * 8, want_rows * 8, want_cols * 8)
-    return crop_blocks(image, top, left, want_rows, want_cols), region
+    return image, (top, left, want_rows, want_cols), region
+
+
+def locate_region(
+    image: DCTImage,
+    crop: tuple[int, int] | None,
+    rng: "np.random.Generator | SampleRandom | None",
+    small: str = "pad",
+) -> tuple[DCTImage, Region]:
+    """Cut the training/eval region: a random (``rng`` given) or centre MCU-aligned crop.
+
+    ``crop`` is ``(height, width)`` in pixels (multiples of :data:`CROP_MULTIPLE`), or None for
+    the whole aligned image. Images smaller than the crop are padded with mid-grey blocks
+    (``small="pad"``) or rejected (``small="error"``).
+    """
+    image, box, region = plan_region(image, crop, rng, small)
+    return crop_blocks(image, *box), region
 
 
 def to_channels(
@@ -186,16 +208,23 @@ def _fill(
     chroma_outs: list[np.ndarray],
     upsample: tuple[int, int],
 ) -> None:
-    mean, std = stats.component(0) if stats is not None else (None, None)
-    kernels.dequantize_select(image.y, image.quant_tables[0], fbs, mean=mean, std=std, out=luma_out)
-    for index, out in enumerate(chroma_outs, start=1):
+    # The file's tables are checked once here; the kernels are then called without the
+    # per-call argument checks of the public kernel functions (the shapes come from the decoder
+    # and the outputs are allocated above).
+    tables = file_tables(image)
+    for index, out in enumerate([luma_out, *chroma_outs]):
         mean, std = stats.component(index) if stats is not None else (None, None)
-        if image.num_components == 1:
+        if index and image.num_components == 1:
             out[...] = 0.0 if stats is None else (-mean / std)[:, None, None]
-        else:
-            kernels.dequantize_select(
-                image.coefficients[index], image.quant_tables[index], fbs, upsample=upsample, mean=mean, std=std, out=out
-            )
+            continue
+        fy, fx = (1, 1) if index == 0 else upsample
+        normalise = stats is not None
+        if not normalise:
+            mean, std = _neutral(fbs)
+        coefficients = np.ascontiguousarray(image.coefficients[index])
+        rows, cols = coefficients.shape[:2]
+        cpu.dequantize_select(coefficients.reshape(1, rows, cols, 64), tables[index], _ZIGZAG[:fbs], fy, fx,
+                              mean, std, normalise, out[None])
 
 
 #: Downscale factors the DCT-domain rescale offers (:func:`cdomain.kernels.downscale_blocks`).
@@ -263,3 +292,85 @@ def random_scaled_region(
     factor = fitting[int(rng.integers(0, len(fitting)))] if fitting else factors[0]
     image, region = locate_region(image, (crop[0] * factor, crop[1] * factor), rng, small)
     return downscale_image(image, factor), region
+
+
+@functools.lru_cache(maxsize=64)
+def _neutral(n: int) -> tuple[np.ndarray, np.ndarray]:
+    return np.zeros(n, np.float32), np.ones(n, np.float32)
+
+
+def file_tables(image: DCTImage) -> tuple[np.ndarray, ...]:
+    """The image's quantization tables, checked (entries 1..65535) once per file, as int64 ``[1, 64]``."""
+    rows = []
+    for table in image.quant_tables:
+        checked = _checked_table(table.dtype.str, table.tobytes()) if table.size == 64 else None
+        if checked is None:
+            raise ValueError(f"{image.source}: quantization tables must be 8x8 with entries in 1..65535")
+        rows.append(checked)
+    return tuple(rows)
+
+
+@functools.lru_cache(maxsize=256)
+def _checked_table(dtype: str, data: bytes) -> np.ndarray | None:
+    """A table as read-only int64 ``[1, 64]``, by content (files share a few tables), or None
+    if an entry is outside 1..65535."""
+    values = np.frombuffer(data, dtype=np.dtype(dtype))
+    if values.min() < 1 or values.max() > 65535:
+        return None
+    rows = _host.table_rows(values)
+    rows.flags.writeable = False
+    return rows
+
+
+class SampleRandom:
+    """Cheap per-sample randomness derived from ``(seed, epoch, index)`` alone.
+
+    A counter-based generator (SplitMix64): creating one costs a few integer operations,
+    where ``np.random.default_rng`` costs tens of microseconds per sample, and its values depend
+    only on the key, not on which worker draws them. ``integers(low, high)`` (high exclusive)
+    and ``random()`` follow ``np.random.Generator``'s signatures; any other Generator method a
+    transform asks for comes from a ``default_rng`` seeded with the same key, made on first use.
+    """
+
+    __slots__ = ("_key", "_state", "_generator")
+    _MASK = (1 << 64) - 1
+    _GAMMA = 0x9E3779B97F4A7C15
+
+    def __init__(self, seed: int, epoch: int, index: int) -> None:
+        self._key = (int(seed), int(epoch), int(index))
+        state = 0
+        for part in self._key:
+            state = self._mix((state ^ (part & self._MASK)) + self._GAMMA)
+        self._state = state
+        self._generator = None
+
+    @classmethod
+    def _mix(cls, x: int) -> int:
+        x &= cls._MASK
+        x = ((x ^ (x >> 30)) * 0xBF58476D1CE4E5B9) & cls._MASK
+        x = ((x ^ (x >> 27)) * 0x94D049BB133111EB) & cls._MASK
+        return x ^ (x >> 31)
+
+    def _next(self) -> int:
+        self._state = (self._state + self._GAMMA) & self._MASK
+        return self._mix(self._state)
+
+    def random(self) -> float:
+        """A float in [0, 1)."""
+        return (self._next() >> 11) * (1.0 / (1 << 53))
+
+    def integers(self, low: int, high: int | None = None) -> int:
+        """An int in ``[low, high)`` (``[0, low)`` with one argument)."""
+        if high is None:
+            low, high = 0, low
+        span = int(high) - int(low)
+        if span <= 0:
+            raise ValueError(f"integers: high must be greater than low, got {low}..{high}")
+        return int(low) + ((self._next() * span) >> 64)
+
+    def __getattr__(self, name: str):
+        if name.startswith("_"):
+            raise AttributeError(name)
+        if self._generator is None:
+            self._generator = np.random.default_rng(list(k & self._MASK for k in self._key))
+        return getattr(self._generator, name)

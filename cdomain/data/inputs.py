@@ -33,9 +33,11 @@ def make_loader(
     latent_crop: int | None = 28,
     scale: tuple[int, int] | None = None,
     codec: Any = None,
+    device: Any = None,
 ) -> EpochLoader:
     """Batches for a network that reads ``spec``; training loaders augment, shuffle and drop a
-    ragged last batch (unless that batch is all there is)."""
+    ragged last batch (unless that batch is all there is). ``device`` puts DCT inputs on the
+    batch path (:class:`cdomain.data.loader.DCTLoader`'s ``device=``); other inputs ignore it."""
     if spec.input == "latent":
         from cdomain.latents.loader import LatentLoader
 
@@ -46,7 +48,7 @@ def make_loader(
     from cdomain.data.loader import DCTLoader, RGBLoader
 
     kind = DCTLoader if spec.input == "dct" else RGBLoader
-    options = {"fbs": spec.fbs, "layout": spec.layout} if spec.input == "dct" else {}
+    options = {"fbs": spec.fbs, "layout": spec.layout, "device": device} if spec.input == "dct" else {}
     loader = kind(source, batch_size=batch_size, crop=crop, augment=train, seed=seed, workers=workers,
                   skip_bad=skip_bad, stats=stats, transform=transform, target=target, scale=scale, **options)
     loader.drop_last = train and len(loader.dataset) >= batch_size

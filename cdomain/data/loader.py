@@ -4,7 +4,9 @@ Each sample is read only as far as its quantized coefficients, optionally transf
 DCT domain (a quality change, for instance), cropped and flipped in the DCT domain, then either
 dequantized with frequency band selection into channels (:class:`DCTLoader`, see
 :mod:`cdomain.data.dct_transforms`) or decoded to pixels (:class:`RGBLoader`, the baseline that
-sees exactly the same crops). Seeded epochs, sharding, workers and bad-file
+sees exactly the same crops). With ``device=`` DCTLoader takes the batch path of
+:mod:`cdomain.data.batch_path`: workers only pack int16 coefficients and one kernel call per
+batch on the model's device makes the inputs. Seeded epochs, sharding, workers and bad-file
 handling come from :class:`EpochLoader`, the one loader base (LatentLoader and ImageLoader in
 :mod:`cdomain.latents` build on it too); randomness is derived from ``(seed, epoch, index)`` so
 results do not depend on the number of workers.
@@ -34,10 +36,12 @@ from cdomain.data.dct_transforms import (
     SMALL_POLICIES,
     ChannelStats,
     Region,
+    SampleRandom,
     hflip_image,
     locate_region,
     random_scaled_region,
     scale_factors,
+    plan_region,
     to_channels,
 )
 from cdomain.data.folder import DataSource, SampleList, resolve_source
@@ -164,6 +168,7 @@ class EpochLoader:
         self.drop_last = drop_last
         self.skipped_files: list[BadSample] = []
         self.rank, self.world_size = 0, 1
+        self.pin_memory = False  # page-locked batches, for a fast copy to a GPU
         self._loader: tuple[tuple, DataLoader] | None = None
 
     def shard(self, rank: int, world_size: int) -> None:
@@ -203,11 +208,13 @@ class EpochLoader:
 
     def _torch_loader(self) -> DataLoader:
         """The DataLoader for the current settings, kept across epochs with its workers."""
-        key = (self.batch_size, self.drop_last, self.workers, self.rank, self.world_size, self.shuffle, self.seed)
+        key = (self.batch_size, self.drop_last, self.workers, self.rank, self.world_size, self.shuffle, self.seed,
+               self.pin_memory)
         if self._loader is None or self._loader[0] != key:
             loader = DataLoader(self.dataset, batch_size=self.batch_size, sampler=EpochSampler(self),
                                 num_workers=self.workers, collate_fn=guarded_collate(self.dataset),
-                                drop_last=self.drop_last, persistent_workers=self.workers > 0)
+                                drop_last=self.drop_last, persistent_workers=self.workers > 0,
+                                pin_memory=self.pin_memory)
             self._loader = (key, loader)
         return self._loader[1]
 
@@ -260,14 +267,46 @@ class JPEGDataset(SampleDataset):
         self.augment, self.flip, self.seed = augment, flip, seed
         self.stats, self.small, self.skip_bad, self.backend = stats, small, skip_bad, backend
         self.epoch = 0
+        self.packed = False  # the batch path: workers hand over packed int16 coefficients
 
     def load(self, index: int):
-        inputs, region = self.load_region(index)
+        inputs, region = self.load_packed(index) if self.packed else self.load_region(index)
         target = self.samples.labels[index] if self.target is None else self.target(index, region)
         return inputs, target
 
     def collate(self, items):
+        if self.packed:
+            from cdomain.data.batch_path import collate_packed
+
+            return collate_packed([item for item, _ in items], self.layout), collate_targets([t for _, t in items])
         return collate_arrays(items)
+
+    def load_packed(self, index: int):
+        """Sample ``index`` for the batch path: read, crop, flip and pack (int16, ``fbs``
+        frequencies), drawing the same randomness as :meth:`load_region`; a random-quality
+        requantization is left to the batch (its target tables travel with the sample)."""
+        from cdomain.data.batch_path import pack_sample
+
+        image = read_coefficients(self.samples.paths[index], backend=self.backend)
+        rng = SampleRandom(self.seed, self.epoch, index)
+        targets = None
+        rescaled = self.augment and self.scale is not None
+        if self.transform is not None:
+            # A requantization moves to the batch unless the sample is then downscaled (the
+            # per-sample path requantizes before downscaling, and so must this one).
+            batch_tables = None if rescaled else getattr(self.transform, "batch_tables", None)
+            targets = batch_tables(image, rng) if batch_tables is not None else None
+            if targets is None:
+                image = self.transform(image, rng)
+        if rescaled:  # RandomResizedCrop-like: cut and downscale in the worker, pack all of it
+            image, region = random_scaled_region(image, self.crop, rng, self.scale, self.small)
+            image, box, _ = plan_region(image, self.crop, None, self.small)
+        else:
+            image, box, region = plan_region(image, self.crop, rng if self.augment else None, self.small)
+        flipped = self.augment and self.flip and rng.random() < 0.5
+        if flipped:
+            region = Region(region.top, region.left, region.height, region.width, flipped=True)
+        return pack_sample(image, self.fbs, self.layout, box, flipped, targets), region
 
     def load_region(self, index: int, stats: bool = True) -> tuple[np.ndarray | tuple[np.ndarray, np.ndarray], Region]:
         """Read, transform, crop, flip and lay out sample ``index``; also say which region.
@@ -275,7 +314,7 @@ class JPEGDataset(SampleDataset):
         ``stats=False`` skips normalisation (used to compute the statistics).
         """
         image = read_coefficients(self.samples.paths[index], backend=self.backend)
-        rng = np.random.default_rng([self.seed, self.epoch, index])
+        rng = SampleRandom(self.seed, self.epoch, index)
         if self.transform is not None:
             image = self.transform(image, rng)
         if self.augment and self.scale is not None:  # RandomResizedCrop-like: downscale by 1, 2 or 4
@@ -303,13 +342,16 @@ def to_rgb_channels(image: DCTImage, stats: ChannelStats | None = None) -> np.nd
     return out
 
 
+def collate_targets(targets: Sequence[Any]) -> torch.Tensor:
+    """Labels as a long tensor, or array targets stacked."""
+    if isinstance(targets[0], np.ndarray):
+        return torch.from_numpy(np.stack(targets))
+    return torch.as_tensor(targets, dtype=torch.long)
+
+
 def collate_arrays(good: Sequence[tuple[Any, Any]]) -> tuple[Any, torch.Tensor]:
     """Stack per-sample arrays (or tuples of arrays) and targets (labels or arrays) into tensors."""
-    targets = [target for _, target in good]
-    if isinstance(targets[0], np.ndarray):
-        labels = torch.from_numpy(np.stack(targets))
-    else:
-        labels = torch.as_tensor(targets, dtype=torch.long)
+    labels = collate_targets([target for _, target in good])
     first = good[0][0]
     try:
         if isinstance(first, tuple):
@@ -359,6 +401,11 @@ class JPEGLoader(EpochLoader):
             (:func:`cdomain.data.dct_transforms.random_scaled_region`). Needs ``crop``; None
             (the default) or ``(1, 1)`` crops without rescaling. Unaugmented samples are not
             rescaled.
+        device: the batch path (DCT inputs): workers only decode, crop, flip and pack int16
+            coefficients, and one batched kernel call on ``device`` (``"cuda"``: Numba CUDA on
+            torch's current stream; ``"cpu"``: the Numba CPU kernels) makes the inputs,
+            identical to those of the default per-sample path (``device=None``). Inputs then
+            arrive on ``device``; targets stay on the CPU.
 
     Iterating yields ``(inputs, labels)``; each pass over the loader is one epoch and advances
     the epoch counter used for shuffling and augmentation.
@@ -388,9 +435,12 @@ class JPEGLoader(EpochLoader):
         transform: SampleTransform | None = None,
         target: TargetFn | None = None,
         scale: tuple[int, int] | None = None,
+        device: str | torch.device | None = None,
     ) -> None:
         if scale is not None and scale_factors(scale) != (1,) and crop is None:
             raise ValueError("scale (a downscale range) needs crop, the size every sample is cut to")
+        if device is not None and self.input == "rgb":
+            raise ValueError("device= applies to DCT inputs only; RGBLoader decodes pixels in its workers")
         if self.input == "rgb":
             fbs, layout = 1, "merged"
         if not 1 <= int(fbs) <= 64:
@@ -423,6 +473,33 @@ class JPEGLoader(EpochLoader):
         )
         super().__init__(dataset, batch_size=batch_size, shuffle=augment if shuffle is None else shuffle, seed=seed,
                          workers=workers, drop_last=drop_last)
+        self.device: torch.device | None = None
+        if device is not None:
+            try:
+                self.device = torch.device(device)
+            except (RuntimeError, TypeError):
+                raise ValueError(f"device must be None, 'cpu', 'cuda' or 'cuda:N', got {device!r}") from None
+            if self.device.type == "cuda" and not torch.cuda.is_available():
+                raise ValueError(f"device={device!r}: no CUDA device is available")
+            dataset.packed = True
+            self.pin_memory = self.device.type == "cuda"
+
+    def packed_batches(self) -> Iterator[tuple[Any, torch.Tensor]]:
+        """One epoch of ``(batch, targets)`` before the device step, ``batch`` being the packed
+        :class:`~cdomain.data.batch_path.CoefficientBatch` (only with ``device=``)."""
+        if not self.dataset.packed:
+            raise ValueError("packed_batches needs a loader made with device=")
+        yield from super().__iter__()
+
+    def __iter__(self) -> Iterator[tuple[Any, Any]]:
+        if not self.dataset.packed:
+            yield from super().__iter__()
+            return
+        from cdomain.data.batch_path import BatchChannels
+
+        channels = BatchChannels(self.dataset.fbs, self.dataset.layout, self.dataset.stats, self.device)
+        for batch, targets in super().__iter__():
+            yield channels(batch), targets
 
     @property
     def stats(self) -> ChannelStats | None:

@@ -25,7 +25,14 @@ from tqdm import tqdm
 
 from cdomain.data.embedded import data_dir
 from cdomain.data.folder import SampleList
-from cdomain.jpeg.encode import SUBSAMPLING_FACTORS, reencode, requantize_image, write_coefficients, write_jpeg
+from cdomain.jpeg.encode import (
+    SUBSAMPLING_FACTORS,
+    quality_tables,
+    reencode,
+    requantize_image,
+    write_coefficients,
+    write_jpeg,
+)
 from cdomain.jpeg.errors import JPEGError
 from cdomain.jpeg.image import DCTImage
 from cdomain.jpeg.reader import read_coefficients
@@ -105,3 +112,12 @@ class RandomQuality:
     def __call__(self, image: DCTImage, rng: np.random.Generator) -> DCTImage:
         quality = int(rng.integers(self.low, self.high + 1))
         return requantize_image(image, quality) if self.method == "dct" else reencode(image, quality)
+
+    def batch_tables(self, image: DCTImage, rng: np.random.Generator) -> tuple[np.ndarray, ...] | None:
+        """For the batch path: the tables the dct route requantizes ``image`` to, drawn as
+        :meth:`__call__` draws them, so the batch can requantize instead of the worker. None
+        (drawing nothing) for the pixel route, which must run on the file."""
+        if self.method != "dct":
+            return None
+        luma, chroma = quality_tables(int(rng.integers(self.low, self.high + 1)))
+        return (luma,) + (chroma,) * (image.num_components - 1)

@@ -2,7 +2,8 @@
 
 - ``dct`` / ``rgb``: JPEG files, re-encoded per phase quality when asked (cached on disk),
   read as coefficients or decoded pixels of the same crops; channel statistics from the
-  training data.
+  training data. DCT batches take the batch path (workers pack int16 coefficients, one
+  kernel call on the model's device makes the inputs).
 - ``latent`` (frozen codec): the images of each split (at the phase quality) are encoded once
   into a latent cache, then read as ``(y_hat, sigma_hat)``; validation bpp from real bitstreams.
   A dataset of learned-codec bitstream files (``cdomain-prepare compress``) is read straight
@@ -72,7 +73,8 @@ class JPEGInput:
         loader = make_loader(spec, self.samples(run, split, quality), train=train, batch_size=config.batch_size,
                              crop=self.crop, seed=config.seed, workers=config.workers, skip_bad=config.skip_bad,
                              stats=stats, transform=transform, target=run.dataset.target(split),
-                             scale=config.scale if train else None)
+                             scale=config.scale if train else None,
+                             device=run.device)  # DCT inputs: the batch path, made on the model's device
         if run.dist.enabled:
             loader.shard(run.dist.rank, run.dist.world_size)
         return loader

@@ -133,3 +133,21 @@ def test_cdomain_train_with_scale(tmp_path, capsys, monkeypatch):
     assert "scale:\n- 1\n- 4" in (output / "config.yaml").read_text()
     assert train.main(["--data", "textures-tiny", "--scale", "1,4", "--quiet"]) == 2
     assert "--scale" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("requant", [False, True])
+def test_batch_path_gives_the_per_sample_scaled_tensors(files, requant):
+    from cdomain.data.quality import RandomQuality
+
+    options = dict(batch_size=4, fbs=8, crop=32, scale=(1, 4), augment=True, seed=3, layout="split")
+    if requant:
+        options["transform"] = RandomQuality(20, 60, "dct")
+    per_sample, batched = DCTLoader(files, **options), DCTLoader(files, device="cpu", **options)
+    compared = 0
+    for _ in range(2):
+        for (a, la), (b, lb) in zip(per_sample, batched, strict=True):
+            for x, y in zip(a, b, strict=True):
+                assert torch.equal(x, y)
+            assert torch.equal(la, lb)
+            compared += 1
+    assert compared == 4

@@ -1,0 +1,190 @@
+"""The device-side batch path of :class:`cdomain.data.loader.DCTLoader`.
+
+Per-sample work is cut to what must happen per file. A worker decodes the entropy-coded
+coefficients, then :func:`pack_sample` cuts the block-aligned crop, flips it and keeps the
+``fbs`` lowest zigzag frequencies, as int16 (one :func:`cdomain.kernels.pack_region` per
+component). :func:`collate_packed` stacks a batch into a :class:`CoefficientBatch` (int16
+coefficients, quantization tables, requantization targets, the chroma factor), which the
+DataLoader pins when the model is on a GPU. On the model's device :class:`BatchChannels` does
+dequantization, requantization (jpeg-aug), frequency band selection, layout, chroma repeat and
+normalisation in one :func:`cdomain.kernels.dequantize_batch` call per batch: Numba CUDA on a
+GPU (on torch's current stream, through ``__cuda_array_interface__``), the Numba CPU kernels
+otherwise. The result equals the per-sample path's tensors exactly.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, fields
+from typing import Any, Sequence
+
+import numpy as np
+import torch
+
+from cdomain import kernels
+from cdomain.data.dct_transforms import ChannelStats, chroma_ratio, file_tables
+from cdomain.jpeg.image import DCTImage
+from cdomain.kernels import _host
+
+
+@dataclass(frozen=True)
+class PackedSample:
+    """One sample as a worker hands it over: int16 luma ``[rows, cols, n]``, chroma
+    ``[2, rows / ry, cols / rx, n]`` (None for grayscale) with its ratio ``(ry, rx)``, the
+    uint16 tables ``[3, 8, 8]`` and the requantization targets (or None)."""
+
+    luma: np.ndarray
+    chroma: np.ndarray | None
+    ratio: tuple[int, int]
+    tables: np.ndarray
+    targets: np.ndarray | None
+
+
+def pack_sample(
+    image: DCTImage, fbs: int, layout: str, box: tuple[int, int, int, int], flip: bool,
+    targets: Sequence[np.ndarray] | None = None,
+) -> PackedSample:
+    """Crop ``box`` (luma blocks ``top, left, rows, cols``), flip, and keep ``fbs`` frequencies
+    of every component of ``image``; its tables are checked once here, for the whole file."""
+    top, left, rows, cols = box
+    ry, rx = chroma_ratio(image)
+    if layout == "split":
+        if image.num_components > 1 and (ry, rx) != (2, 2):
+            raise ValueError(
+                f"{image.source}: the split layout needs 4:2:0 chroma, this image is {image.subsampling}; "
+                "use layout='merged'"
+            )
+        if rows % 2 or cols % 2:
+            raise ValueError(f"{image.source}: the split layout needs an even number of luma blocks")
+    file_tables(image)  # entries 1..65535, once per file
+    luma = _host.pack_region(image.y, top, left, rows, cols, flip, fbs)
+    tables = np.ones((3, 8, 8), np.uint16)
+    tables[: image.num_components] = np.stack(image.quant_tables)
+    chroma = None
+    if image.num_components > 1:
+        chroma = np.stack([
+            _host.pack_region(part, top // ry, left // rx, rows // ry, cols // rx, flip, fbs)
+            for part in image.coefficients[1:]
+        ])
+    target = None
+    if targets is not None:
+        target = np.ones((3, 8, 8), np.uint16)
+        target[: len(targets)] = np.stack(targets)
+    return PackedSample(luma, chroma, (ry, rx), tables, target)
+
+
+@dataclass
+class CoefficientBatch:
+    """A collated batch of packed samples, as it crosses to the model's device.
+
+    ``luma`` int16 ``[B, bh, bw, n]``, ``chroma`` int16 ``[B, 2, ch, cw, n]``, ``tables`` and
+    ``targets`` (or None) int32 ``[B, 3, 8, 8]``; chroma block ``(i, j)`` covers luma blocks
+    ``upsample = (fy, fx)`` times as many.
+    """
+
+    luma: torch.Tensor
+    chroma: torch.Tensor
+    tables: torch.Tensor
+    targets: torch.Tensor | None
+    upsample: tuple[int, int]
+
+    def _tensors(self) -> dict[str, Any]:
+        return {f.name: getattr(self, f.name) for f in fields(self) if isinstance(getattr(self, f.name), torch.Tensor)}
+
+    def pin_memory(self, device: Any = None) -> "CoefficientBatch":
+        """A copy in page-locked memory (the DataLoader calls this when pinning)."""
+        pinned = {name: tensor.pin_memory() for name, tensor in self._tensors().items()}
+        return CoefficientBatch(**{**self.__dict__, **pinned})
+
+    def to(self, device: Any, non_blocking: bool = True) -> "CoefficientBatch":
+        moved = {name: tensor.to(device, non_blocking=non_blocking) for name, tensor in self._tensors().items()}
+        return CoefficientBatch(**{**self.__dict__, **moved})
+
+    @property
+    def nbytes(self) -> int:
+        """Bytes that cross to the device."""
+        return sum(t.numel() * t.element_size() for t in self._tensors().values())
+
+    def __len__(self) -> int:
+        return int(self.luma.shape[0])
+
+
+def collate_packed(samples: Sequence[PackedSample], layout: str) -> CoefficientBatch:
+    """Stack packed samples into one :class:`CoefficientBatch`.
+
+    Chroma of every sample must lie on one grid: the split layout's half-resolution grid, or for
+    the merged layout the colour samples' common grid. A merged batch that mixes subsamplings
+    (4:2:0 and 4:4:4, say) repeats each chroma plane onto the luma grid here; grayscale samples
+    get zero chroma with unit tables (which dequantize to the per-sample path's zero chroma).
+    """
+    shapes = {s.luma.shape for s in samples}
+    if len(shapes) > 1:
+        listed = ", ".join(sorted(str(shape[:2]) for shape in shapes))
+        raise ValueError(f"samples in a batch have different shapes ({listed} blocks); pass crop= to cut a common size")
+    rows, cols, n = samples[0].luma.shape
+    ratios = {s.ratio for s in samples if s.chroma is not None}
+    if layout == "split":
+        ratio = (2, 2)
+    elif len(ratios) == 1:
+        ratio = ratios.pop()
+    else:  # no colour sample, or mixed subsampling: chroma on the luma grid
+        ratio = (1, 1)
+    ry, rx = ratio
+    chroma = np.zeros((len(samples), 2, rows // ry, cols // rx, n), np.int16)
+    for b, sample in enumerate(samples):
+        if sample.chroma is None:
+            continue
+        part = sample.chroma
+        fy, fx = sample.ratio[0] // ry, sample.ratio[1] // rx
+        if (fy, fx) != (1, 1):
+            part = np.repeat(np.repeat(part, fy, axis=1), fx, axis=2)
+        chroma[b] = part
+    targets = None
+    if any(s.targets is not None for s in samples):
+        targets = torch.from_numpy(
+            np.stack([s.targets if s.targets is not None else s.tables for s in samples]).astype(np.int32)
+        )
+    return CoefficientBatch(
+        luma=torch.from_numpy(np.stack([s.luma for s in samples])),
+        chroma=torch.from_numpy(chroma),
+        tables=torch.from_numpy(np.stack([s.tables for s in samples]).astype(np.int32)),
+        targets=targets,
+        upsample=ratio,
+    )
+
+
+class BatchChannels:
+    """Network inputs from a :class:`CoefficientBatch`, computed on ``device`` in one call.
+
+    ``merged`` gives float32 ``[B, 3n, bh, bw]``, ``split`` gives ``(y [B, n, bh, bw],
+    cbcr [B, 2n, bh / 2, bw / 2])``, normalised by ``stats`` when given: what the per-sample
+    path of :class:`cdomain.data.loader.DCTLoader` gives, bit for bit.
+    """
+
+    def __init__(self, fbs: int, layout: str, stats: ChannelStats | None, device: Any) -> None:
+        self.fbs, self.layout, self.stats = fbs, layout, stats
+        self.device = torch.device(device)
+
+    def __call__(self, batch: CoefficientBatch) -> torch.Tensor | tuple[torch.Tensor, torch.Tensor]:
+        n = self.fbs
+        if self.device.type != "cpu":
+            batch = batch.to(self.device)
+        size, rows, cols = (int(s) for s in batch.luma.shape[:3])
+        mean = std = None
+        if self.stats is not None:
+            mean, std = self.stats.mean, self.stats.std
+        upsample = batch.upsample if self.layout == "merged" else (1, 1)  # split keeps chroma at its own grid
+        options = dict(targets=batch.targets, upsample=upsample, mean=mean, std=std)
+        if self.layout == "merged":
+            out = torch.empty((size, 3 * n, rows, cols), dtype=torch.float32, device=self.device)
+            kernels.dequantize_batch(batch.luma, batch.chroma, batch.tables, out_luma=out[:, :n],
+                                     out_chroma=out[:, n:], **options)
+            return out
+        return kernels.dequantize_batch(batch.luma, batch.chroma, batch.tables, **options)
+
+
+def float_batch_bytes(batch: CoefficientBatch, fbs: int, layout: str) -> int:
+    """Bytes of the float32 inputs the per-sample path would copy to the device for ``batch``."""
+    size, rows, cols = (int(s) for s in batch.luma.shape[:3])
+    if layout == "merged":
+        return size * 3 * fbs * rows * cols * 4
+    return size * (fbs * rows * cols + 2 * fbs * (rows // 2) * (cols // 2)) * 4
