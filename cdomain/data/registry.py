@@ -83,6 +83,10 @@ def open_dataset(data: str, task: str = "classification", *, require_splits: boo
     if task not in TASKS:
         raise DataError(f"task must be one of {', '.join(TASKS)}, got {task!r}")
     path = Path(data)
+    from cdomain.data.clips import CLIPS
+
+    if data in CLIPS and not path.exists():
+        raise DataError(f"{data}: an embedded video clip set; it is read by H.264 sweeps (cdomain-eval --codec h264)")
     segmentation = _segmentation(data, task, path, log)
     if segmentation is not None:
         return segmentation

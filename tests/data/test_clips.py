@@ -39,6 +39,8 @@ def test_clip_set_loads_with_labels_and_motion():
     assert not [p for p in root.parent.iterdir() if p.name.startswith(f".{root.name}.")]
     with pytest.raises(DataError, match="clips, clips-tiny"):
         open_clips("textures")
+    with pytest.raises(DataError, match="--codec h264"):
+        open_dataset("clips-tiny")
 
 
 def test_corrupt_clip_file_is_one_clear_error():
