@@ -93,7 +93,8 @@ def main() -> None:
     pixel = "" if original_pixel is None else f" (pixel accuracy {original_pixel:.1f}%)"
     print(f"\nno-mitigation {metric} on the original q90 images: {original:.1f}%{pixel}")
     extra = " no-mitigation pixel acc | drop vs original |" if args.task == "segmentation" else " drop vs original |"
-    print(f"| quality | bytes/image | bpp | no mitigation | fine-tuned at q | jpeg-aug 10..90 | loss recovered by fine-tuning |{extra}")
+    print("| quality | bytes/image | bpp | no mitigation | fine-tuned at q | jpeg-aug 10..90 | "
+          f"loss recovered by fine-tuning |{extra}")
     print("|---|---|---|---|---|---|---|" + "---|" * extra.count("|"))
     for row in rows:
         recovered = "n/a (no loss)" if row["recovered_pct"] is None else f"{row['recovered_pct']:.0f}%"

@@ -16,8 +16,9 @@ label maps of the same crop.
   shuffle (Shi et al. 2016) into ``K`` maps at 8x the grid. The coefficients of a block hold
   everything about its pixels, so boundaries inside a block can still be placed.
 
-``width`` scales every layer (8 for the RGB and 16 for the DCT network in CPU-scale runs). Inputs whose sides are not multiples of
-the deepest stride are handled by resizing each upsampled map to its skip's size.
+``width`` scales every layer (8 for the RGB and 16 for the DCT network in CPU-scale runs). Inputs
+whose sides are not multiples of the deepest stride are handled by resizing each upsampled map
+to its skip's size.
 """
 
 from __future__ import annotations

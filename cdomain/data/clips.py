@@ -1,9 +1,9 @@
 """The embedded moving-texture clip set: short videos for H.264 sweeps, generated offline.
 
 Each clip shows one texture of the classification set (:mod:`cdomain.data.textures`, the same
-ten classes and class names, labelled in the sorted order of the ``textures`` folders) through a window that moves by a fixed whole-pixel step per frame,
-so frame ``t`` is the texture shifted by ``t * (dy, dx)``: the motion an inter-frame codec
-predicts. Every frame carries its clip's class label, so a classifier trained on ``textures``
+ten classes, labelled in the sorted order of the ``textures`` folders) through a window that
+moves by a fixed whole-pixel step per frame, so frame ``t`` is the texture shifted by
+``t * (dy, dx)``: the motion an inter-frame codec predicts. Every frame carries its clip's class label, so a classifier trained on ``textures``
 can be evaluated on decoded frames. The texture is drawn on a canvas just large enough for the
 whole path (size + 2 x max step x (frames - 1)), so the window never leaves it.
 
@@ -67,7 +67,8 @@ class ClipSet:
         return len(self.frames)
 
 
-def render_clip(label: int, seed: int, size: int = 64, frames: int = 8, max_step: int = 2) -> tuple[np.ndarray, tuple[int, int]]:
+def render_clip(label: int, seed: int, size: int = 64, frames: int = 8,
+                max_step: int = 2) -> tuple[np.ndarray, tuple[int, int]]:
     """Clip ``seed`` of texture ``label`` (an index of :data:`cdomain.data.textures.CLASSES`):
     uint8 ``[frames, size, size, 3]`` and its step ``(dy, dx)``.
 

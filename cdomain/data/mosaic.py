@@ -118,7 +118,8 @@ class SegmentationTarget:
         bottom = min(region.top + region.height, source.shape[0])
         right = min(region.left + region.width, source.shape[1])
         if top < bottom and left < right:
-            out[top - region.top:bottom - region.top, left - region.left:right - region.left] = source[top:bottom, left:right]
+            rows, cols = slice(top - region.top, bottom - region.top), slice(left - region.left, right - region.left)
+            out[rows, cols] = source[top:bottom, left:right]
         return out[:, ::-1].copy() if region.flipped else out
 
 
@@ -147,8 +148,8 @@ def _write_dataset(root: Path, spec: MosaicSpec, name: str, progress: bool) -> N
 
     from cdomain.jpeg.encode import write_jpeg
 
-    jobs = [(split, offset + index) for split, total, offset in (("train", spec.train, 0), ("val", spec.val, VAL_SEED_OFFSET))
-            for index in range(total)]
+    splits = (("train", spec.train, 0), ("val", spec.val, VAL_SEED_OFFSET))
+    jobs = [(split, offset + index) for split, total, offset in splits for index in range(total)]
     labels: dict[str, list[np.ndarray]] = {split: [] for split in SPLITS}
     names: dict[str, list[str]] = {split: [] for split in SPLITS}
     for split, seed in tqdm(jobs, desc=f"generating {name}", unit="img", disable=not progress, leave=False):
@@ -167,7 +168,8 @@ def _plain_name(name) -> bool:
     return isinstance(name, str) and name not in ("", ".", "..") and "/" not in name and "\\" not in name
 
 
-def mosaic_split(name: str = "mosaic", split: str = "train", *, progress: bool | None = None) -> tuple[list[str], np.ndarray]:
+def mosaic_split(name: str = "mosaic", split: str = "train", *,
+                 progress: bool | None = None) -> tuple[list[str], np.ndarray]:
     """File paths and uint8 ``[N, H, W]`` label maps of one split (generated if needed)."""
     from safetensors import SafetensorError, safe_open
 

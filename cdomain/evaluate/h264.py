@@ -65,7 +65,8 @@ def _av():
     try:
         import av
     except ImportError:
-        raise ConfigError("--codec", "h264 needs PyAV, whose wheels bundle libx264: pip install 'cdomain[video]'") from None
+        raise ConfigError("--codec", "h264 needs PyAV, whose wheels bundle libx264: "
+                                     "pip install 'cdomain[video]'") from None
     try:
         av.codec.Codec("libx264", "w")
     except Exception:  # PyAV's UnknownCodecError (its name moved between versions)

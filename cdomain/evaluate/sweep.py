@@ -134,15 +134,16 @@ def sweep(
             result = evaluate_checkpoint(checkpoint, data, crop=crop, batch_size=batch_size, workers=workers,
                                          device=device, target=target, skip_bad=skip_bad)
             metric = metric_of(checkpoint)
-            point = SweepPoint(name, quality, metric, metric_value(checkpoint, result), result["loss"], mean_bytes, bpp, result["images"],
-                               result["skipped"])
+            point = SweepPoint(name, quality, metric, metric_value(checkpoint, result), result["loss"], mean_bytes, bpp,
+                               result["images"], result["skipped"])
             points.append(point)
             if progress is not None:
                 progress(point)
     return points
 
 
-def write_results(points: list[SweepPoint], output: str | os.PathLike[str], *, figure: bytes | None = None) -> dict[str, Path]:
+def write_results(points: list[SweepPoint], output: str | os.PathLike[str], *,
+                  figure: bytes | None = None) -> dict[str, Path]:
     """Write ``sweep.csv``, ``sweep.json`` and ``sweep.png`` (``figure``, default metric vs mean size) into ``output``."""
     output = Path(output)
     rows = [asdict(point) for point in points]
