@@ -21,7 +21,7 @@ def test_render_is_deterministic_and_labels_are_distinct_regions():
     again, again_labels = render_mosaic(5, 64, (2, 5))
     assert np.array_equal(image, again) and np.array_equal(labels, again_labels)
     assert image.shape == (64, 64, 3) and image.dtype == np.uint8 and labels.shape == (64, 64)
-    assert not np.array_equal(labels, render_mosaic(6, 64, (2, 5))[1]) or not np.array_equal(image, render_mosaic(6, 64)[0])
+    assert not np.array_equal(image, render_mosaic(6, 64, (2, 5))[0])
     counts = [len(np.unique(render_mosaic(seed, 64, (2, 5))[1])) for seed in range(20)]
     assert min(counts) >= 1 and max(counts) <= 5 and max(counts) >= 3
     assert all(set(np.unique(render_mosaic(seed, 32, (2, 3))[1])) <= set(range(len(CLASSES))) for seed in range(5))
