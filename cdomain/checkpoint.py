@@ -254,7 +254,7 @@ def _validate_header(path: Path, document: Any) -> Header:
         except ValueError as error:
             raise fail(str(error)) from None
         num_classes = args.get("num_classes")
-        if classes and spec.task == "classification" and num_classes != len(classes):
+        if classes and spec.task in ("classification", "segmentation") and num_classes != len(classes):
             raise fail(f"num_classes {num_classes} but {len(classes)} class names")
     return Header(kind, name, args, spec, tuple(classes), info)
 
@@ -314,7 +314,7 @@ def check_fits(checkpoint: Checkpoint, classes: tuple[str, ...], model_task: str
         raise CheckpointError(f"{what} {path}: a {header.task} network, but the data is for {model_task}")
     if input_kind is not None and header.input_spec.input != input_kind:
         raise CheckpointError(f"{what} {path}: the network reads {header.input_spec.input} input, not {input_kind}")
-    if model_task == "classification" and tuple(header.classes) != tuple(classes):
+    if model_task in ("classification", "segmentation") and tuple(header.classes) != tuple(classes):
         stored, given = list(header.classes), list(classes)
         if len(stored) != len(given):
             detail = f"{len(stored)} classes, the data has {len(given)}"

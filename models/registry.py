@@ -102,7 +102,7 @@ def model_config(model: nn.Module) -> dict[str, Any]:
 
 def list_models_for(input: str, task: str = "classification") -> list[str]:
     """Registered models that read ``input`` (``"dct"``, ``"rgb"``, ``"latent"``) for ``task``
-    (the InputSpec task: ``"classification"`` or ``"density"``)."""
+    (the InputSpec task: ``"classification"``, ``"density"`` or ``"segmentation"``)."""
     import torch
 
     names = []

@@ -1,6 +1,7 @@
 """cdomain-eval: evaluate checkpoints at a list of JPEG qualities (a compression-impact sweep).
 
     cdomain-eval runs/a/model.safetensors runs/b/model.safetensors --qualities 5,10,15,50,75,95
+    cdomain-eval runs/rgb/model.safetensors --codec h264 --crf 23,25,30,40,50   (see cdomain.evaluate.h264)
 
     cdomain-eval runs/c/model.safetensors --codec latent --codecs codecs/q1.safetensors,codecs/q3.safetensors
 
@@ -47,6 +48,7 @@ def codec_list(text: str) -> tuple[Path, ...]:
 
 def setup_args() -> argparse.ArgumentParser:
     from cdomain.data.quality import METHODS
+    from cdomain.evaluate.h264 import DEFAULT_CRFS, crf_list
     from cdomain.evaluate.sweep import DEFAULT_QUALITIES
 
     parser = argparse.ArgumentParser(
@@ -56,7 +58,8 @@ def setup_args() -> argparse.ArgumentParser:
     )
     parser.add_argument("checkpoints", nargs="+", type=Path, help="cdomain checkpoints (.safetensors)")
     parser.add_argument("--data", default=None,
-                        help="embedded dataset name or folder with train/ and val/ (default: textures, or crowd for counting)")
+                        help="embedded dataset name or folder with train/ and val/ (default: textures; crowd for counting, "
+                             "mosaic for segmentation)")
     parser.add_argument("--qualities", type=quality_list, default=DEFAULT_QUALITIES, help="comma-separated IJG qualities")
     parser.add_argument("--requant", choices=METHODS, default="pixel", help="how validation images are re-encoded")
     parser.add_argument("--crop", type=int, default=None, help="centre crop in pixels (default: as in training)")
@@ -64,8 +67,10 @@ def setup_args() -> argparse.ArgumentParser:
     parser.add_argument("--workers", type=int, default=0)
     parser.add_argument("--skip-bad", action="store_true", help="skip unreadable image files and report how many")
     parser.add_argument("--device", default="auto")
-    parser.add_argument("--codec", choices=("jpeg", "latent"), default="jpeg",
-                        help="jpeg: re-encode at --qualities; latent: bitstreams of each --codecs file")
+    parser.add_argument("--codec", choices=("jpeg", "h264", "latent"), default="jpeg",
+                        help="jpeg: re-encode the validation images at --qualities; h264: encode the clip set "
+                             "at --crf; latent: bitstreams of each --codecs file")
+    parser.add_argument("--crf", type=crf_list, default=DEFAULT_CRFS, help="--codec h264: comma-separated libx264 CRF values")
     parser.add_argument("--codecs", type=codec_list, default=(),
                         help="--codec latent: comma-separated codec files, one per codec quality")
     parser.add_argument("--latent-resize", type=int, default=32, help="--codec latent: as the network was trained")
@@ -106,6 +111,10 @@ def run_sweep(args: argparse.Namespace) -> dict:
     from cdomain.evaluate.sweep import SweepPoint, metric_of, sweep, write_results
     from cdomain.train.device import resolve_device
 
+    if args.codec == "h264":
+        from cdomain.evaluate.h264 import run_h264_sweep
+
+        return run_h264_sweep(args)
     for name in ("batch_size", "workers"):
         value = getattr(args, name)
         if value < (1 if name == "batch_size" else 0):
@@ -116,12 +125,12 @@ def run_sweep(args: argparse.Namespace) -> dict:
     checkpoints = {name: load_checkpoint(path) for name, path in label_checkpoints(args.checkpoints).items()}
     tasks = {checkpoint.header.task for checkpoint in checkpoints.values()}
     if len(tasks) > 1:
-        raise ConfigError("checkpoints", "classifiers and counting networks cannot share one sweep")
-    task = "counting" if tasks == {"density"} else "classification"
-    dataset = open_dataset(args.data or ("crowd" if task == "counting" else "textures"), task)
+        raise ConfigError("checkpoints", "networks of different tasks cannot share one sweep")
+    model_task = next(iter(tasks))
+    task = {"density": "counting", "segmentation": "segmentation"}.get(model_task, "classification")
+    dataset = open_dataset(args.data or {"counting": "crowd", "segmentation": "mosaic"}.get(task, "textures"), task)
     for checkpoint in checkpoints.values():
-        check_fits(checkpoint, dataset.classes, "density" if task == "counting" else "classification", None,
-                   "checkpoint")
+        check_fits(checkpoint, dataset.classes, model_task, None, "checkpoint")
     if args.codec == "latent":
         return run_latent_sweep(args, checkpoints, dataset, device)
     if dataset.format != "jpeg":
@@ -132,7 +141,7 @@ def run_sweep(args: argparse.Namespace) -> dict:
 
     def show(point: SweepPoint) -> None:
         quality = "orig" if point.quality is None else f"q{point.quality}"
-        unit = "%" if point.metric == "accuracy" else ""
+        unit = "%" if point.metric in ("accuracy", "miou") else ""
         print(f"{point.checkpoint:>24} {quality:>5}  {point.metric} {point.value:6.2f}{unit}  "
               f"{point.mean_bytes:9.0f} B/image  {point.bits_per_pixel:6.3f} bpp", flush=True)
 

@@ -332,7 +332,12 @@ class JPEGDataset(SampleDataset):
 
 def to_rgb_channels(image: DCTImage, stats: ChannelStats | None = None) -> np.ndarray:
     """Decode to float32 ``[3, H, W]`` pixel values (0..255; grayscale repeated), normalised by ``stats``."""
-    pixels = image.to_rgb()
+    return pixels_to_channels(image.to_rgb(), stats)
+
+
+def pixels_to_channels(pixels: np.ndarray, stats: ChannelStats | None = None) -> np.ndarray:
+    """uint8 ``[H, W, 3]`` (or ``[H, W]``) pixels as the float32 ``[3, H, W]`` input of an RGB
+    network, normalised by ``stats``: what :class:`RGBLoader` feeds, also for decoded video frames."""
     if pixels.ndim == 2:
         pixels = np.repeat(pixels[..., None], 3, axis=2)
     out = np.ascontiguousarray(pixels.transpose(2, 0, 1), dtype=np.float32)

@@ -5,11 +5,15 @@ Every command and the training driver resolve ``--data`` here:
 - embedded classification sets (``textures``, ``textures-tiny``): generated on first use;
 - embedded crowd sets (``crowd``, ``crowd-tiny``): generated on first use, with density-map
   targets built from their head points;
+- embedded segmentation sets (``mosaic``, ``mosaic-tiny``): texture mosaics generated on first
+  use, with per-pixel label-map targets;
 - a folder with ``train/`` and ``val/`` ImageFolder trees (``<split>/<class>/<image>.jpg``);
 - a plain ImageFolder tree (one split, ``"data"``), for commands that do not need two splits;
 - either kind of folder holding learned-codec bitstream files (``.cdlb``, written by
   ``cdomain-prepare compress``) instead of JPEG files: a dataset of ``format`` ``"bitstream"``,
   read by the latent input straight from the bitstreams.
+- embedded moving-texture clip sets (``clips``, ``clips-tiny``) for H.264 sweeps: frames rather
+  than JPEG files, resolved by :func:`open_clips`.
 
 :func:`open_dataset` returns a :class:`Dataset`: the sample list of every split, the class
 names and, for counting, the target function of each split.
@@ -26,7 +30,7 @@ from cdomain.data.folder import JPEG_SUFFIXES, SampleList, image_folder
 from cdomain.errors import DataError
 
 #: Tasks a dataset can serve.
-TASKS = ("classification", "counting")
+TASKS = ("classification", "counting", "segmentation")
 #: File names each dataset format lists.
 _SUFFIXES = {"jpeg": JPEG_SUFFIXES, "bitstream": (".cdlb",)}
 
@@ -63,9 +67,13 @@ def embedded_names(task: str | None = None) -> tuple[str, ...]:
 
     if task == "classification":
         return tuple(EMBEDDED)
+    from cdomain.data.mosaic import MOSAIC
+
     if task == "counting":
         return tuple(CROWD)
-    return tuple(EMBEDDED) + tuple(CROWD)
+    if task == "segmentation":
+        return tuple(MOSAIC)
+    return tuple(EMBEDDED) + tuple(CROWD) + tuple(MOSAIC)
 
 
 def open_dataset(data: str, task: str = "classification", *, require_splits: bool = True,
@@ -81,6 +89,13 @@ def open_dataset(data: str, task: str = "classification", *, require_splits: boo
     if task not in TASKS:
         raise DataError(f"task must be one of {', '.join(TASKS)}, got {task!r}")
     path = Path(data)
+    from cdomain.data.clips import CLIPS
+
+    if data in CLIPS and not path.exists():
+        raise DataError(f"{data}: an embedded video clip set; it is read by H.264 sweeps (cdomain-eval --codec h264)")
+    segmentation = _segmentation(data, task, path, log)
+    if segmentation is not None:
+        return segmentation
     if data in CROWD and not path.exists():
         if task != "counting":
             raise DataError(f"{data}: an embedded crowd-counting dataset; use it with --task counting")
@@ -89,13 +104,16 @@ def open_dataset(data: str, task: str = "classification", *, require_splits: boo
         return _crowd(data)
     if data in EMBEDDED and not path.exists():
         if task != "classification":
-            raise DataError(f"{data}: an embedded classification dataset; counting reads {', '.join(CROWD)}")
+            raise DataError(f"{data}: an embedded classification dataset; {task} reads "
+                            f"{', '.join(embedded_names(task))}")
         if log is not None and not embedded_root(data).is_dir():
             log(f"generating the embedded dataset {data!r} into {embedded_root(data)} (once)")
         root = embedded_dataset(data, progress=sys.stderr.isatty())
         return _folders(data, root, task, embedded=True)
     if task == "counting":
         raise DataError(f"{data}: counting reads an embedded crowd dataset ({', '.join(CROWD)})")
+    if task == "segmentation":
+        raise DataError(f"{data}: segmentation reads an embedded mosaic dataset ({', '.join(embedded_names(task))})")
     if not path.is_dir():
         known = ", ".join(embedded_names())
         raise DataError(f"{data}: neither an embedded dataset ({known}) nor a folder")
@@ -139,3 +157,31 @@ def _crowd(name: str) -> Dataset:
         splits[split] = SampleList(tuple(paths), (-1,) * len(paths), ())
         targets[split] = density_target(points)
     return Dataset(name, "counting", splits, embedded=True, targets=targets)
+
+
+def _segmentation(data: str, task: str, path: Path, log: Callable[[str], Any] | None) -> Dataset | None:
+    """The mosaic dataset ``data`` for segmentation (None: ``data`` is not a mosaic name)."""
+    from cdomain.data.mosaic import MOSAIC, SegmentationTarget, mosaic_root, mosaic_split
+    from cdomain.data.textures import CLASSES
+
+    if data not in MOSAIC or path.exists():
+        return None
+    if task != "segmentation":
+        raise DataError(f"{data}: an embedded segmentation dataset; use it with --task segmentation")
+    if log is not None and not mosaic_root(data).is_dir():
+        log(f"generating the embedded mosaic dataset {data!r} into {mosaic_root(data)} (once)")
+    splits, targets = {}, {}
+    for split in ("train", "val"):
+        paths, labels = mosaic_split(data, split, progress=sys.stderr.isatty())
+        splits[split] = SampleList(tuple(paths), (-1,) * len(paths), tuple(CLASSES))
+        targets[split] = SegmentationTarget(labels)
+    return Dataset(data, "segmentation", splits, embedded=True, targets=targets)
+
+
+def open_clips(data: str):
+    """The embedded moving-texture clip set ``data`` (for H.264 sweeps); DataError if unknown."""
+    from cdomain.data.clips import CLIPS, load_clips
+
+    if data not in CLIPS:
+        raise DataError(f"{data}: not an embedded clip set; H.264 sweeps read {', '.join(CLIPS)}")
+    return load_clips(data)

@@ -66,9 +66,21 @@ def compressed_size(samples: SampleList, skip_bad: bool = False) -> tuple[float,
     return float(np.mean(sizes)), float(np.mean(bpp))
 
 
+#: The sweep metric of each model task, and the key of the task's metrics that holds it.
+SWEEP_METRICS = {"classification": ("accuracy", "acc"), "density": ("mae", "mae"), "segmentation": ("miou", "miou")}
+#: Axis labels of the sweep metrics.
+METRIC_LABELS = {"accuracy": "accuracy (%)", "mae": "counting MAE (people)", "miou": "mIoU (%)"}
+
+
 def metric_of(checkpoint: Checkpoint) -> str:
-    """The sweep metric of a checkpoint: ``"accuracy"`` for classifiers, ``"mae"`` for counting."""
-    return "mae" if checkpoint.header.task == "density" else "accuracy"
+    """The sweep metric of a checkpoint: ``"accuracy"`` (classifiers), ``"mae"`` (counting) or
+    ``"miou"`` (segmentation)."""
+    return SWEEP_METRICS[checkpoint.header.task][0]
+
+
+def metric_value(checkpoint: Checkpoint, result: dict) -> float:
+    """The sweep metric's value in ``result``, the metrics of :func:`evaluate_checkpoint`."""
+    return result[SWEEP_METRICS[checkpoint.header.task][1]]
 
 
 def evaluate_checkpoint(
@@ -84,7 +96,8 @@ def evaluate_checkpoint(
 ) -> dict:
     """Loss and metrics of ``checkpoint`` on ``samples``, loaded the way it was trained.
 
-    Classifiers give ``acc``; counting networks (``target`` = the density targets) ``mae``/``mse``.
+    Classifiers give ``acc``; counting networks (``target`` = the density targets) ``mae``/``mse``;
+    segmentation networks (``target`` = the label maps) ``miou``/``pixel_acc``.
     """
     spec = checkpoint.input_spec
     if spec is None or spec.input == "latent":
@@ -122,9 +135,8 @@ def sweep(
             result = evaluate_checkpoint(checkpoint, data, crop=crop, batch_size=batch_size, workers=workers,
                                          device=device, target=target, skip_bad=skip_bad)
             metric = metric_of(checkpoint)
-            value = result["mae"] if metric == "mae" else result["acc"]
-            point = SweepPoint(name, quality, metric, value, result["loss"], mean_bytes, bpp, result["images"],
-                               result["skipped"])
+            point = SweepPoint(name, quality, metric, metric_value(checkpoint, result), result["loss"], mean_bytes, bpp,
+                               result["images"], result["skipped"])
             points.append(point)
             if progress is not None:
                 progress(point)
@@ -132,8 +144,8 @@ def sweep(
 
 
 def write_results(points: list[SweepPoint], output: str | os.PathLike[str], *,
-                  title: str = "metric vs JPEG compression") -> dict[str, Path]:
-    """Write ``sweep.csv``, ``sweep.json`` and ``sweep.png`` (metric vs mean size) into ``output``."""
+                  title: str = "metric vs JPEG compression", figure: bytes | None = None) -> dict[str, Path]:
+    """Write ``sweep.csv``, ``sweep.json`` and ``sweep.png`` (``figure``, default metric vs mean size) into ``output``."""
     output = Path(output)
     rows = [asdict(point) for point in points]
     buffer = io.StringIO()
@@ -144,7 +156,7 @@ def write_results(points: list[SweepPoint], output: str | os.PathLike[str], *,
         "csv": atomic_write(output / "sweep.csv", buffer.getvalue()),
         "json": atomic_write(output / "sweep.json", json.dumps(rows, indent=2)),
     }
-    written["png"] = atomic_write(output / "sweep.png", plot(points, title))
+    written["png"] = atomic_write(output / "sweep.png", plot(points, title) if figure is None else figure)
     return written
 
 
@@ -163,7 +175,7 @@ def plot(points: list[SweepPoint], title: str = "metric vs JPEG compression") ->
             axes.annotate(f"q{p.quality}", (p.mean_bytes / 1024, p.value), fontsize=7, xytext=(3, -9),
                           textcoords="offset points")
     axes.set_xlabel("mean compressed size per image (KiB)")
-    axes.set_ylabel("accuracy (%)" if points[0].metric == "accuracy" else "counting MAE (people)")
+    axes.set_ylabel(METRIC_LABELS.get(points[0].metric, points[0].metric))
     axes.set_title(title)
     axes.grid(alpha=0.3)
     axes.legend(fontsize=8)

@@ -122,7 +122,7 @@ class TrainingRun:
             self.log(f"initialised from {config.init} ({checkpoint.info})")
             return checkpoint.model, checkpoint.stats
         kwargs = {**self.kind.model_kwargs(self), **config.model_args}
-        if config.task == "classification":
+        if config.task in ("classification", "segmentation"):
             kwargs["num_classes"] = len(self.dataset.classes)
         try:
             model = create_model(config.model, **kwargs)

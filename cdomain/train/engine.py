@@ -14,6 +14,11 @@ distance between predicted and true maps of each image, halved and averaged over
 count - true count|; ``mse`` = the crowd-counting literature's "MSE" (Zhang et al. 2016; Li et
 al. 2018), which is the *root* of the mean squared count error; ``rmse`` is the same number
 under its precise name. A count is the sum of a density map.
+``segmentation`` (per-pixel class maps): per-pixel cross-entropy over labelled pixels (label 255
+is ignored); metrics from the confusion matrix summed over the whole split: ``miou`` = the mean
+over classes of TP / (TP + FP + FN), taken over the classes that occur in the labels or the
+predictions (the usual convention: a class absent from both has no IoU), and ``pixel_acc`` =
+correctly labelled pixels / labelled pixels, both in percent; ``miou`` ranks epochs.
 
 Optimiser and schedule: SGD with Nesterov momentum 0.9 (or AdamW), weight decay on weights but
 not on biases and norms, a linear warm-up from lr/10, then cosine decay to zero, stepped per
@@ -89,9 +94,33 @@ class Counting(Task):
                 "images": count}
 
 
+#: Label of pixels that count in neither loss nor metrics (= cdomain.data.mosaic.IGNORE_INDEX).
+IGNORE_INDEX = 255
+
+
+class Segmentation(Task):
+    def loss(self, outputs, targets):
+        if outputs.shape[-2:] != targets.shape[-2:]:
+            raise ValueError(f"segmentation maps differ in size: the network gives {tuple(outputs.shape[-2:])}, "
+                             f"the labels are {tuple(targets.shape[-2:])}")
+        loss = nn.functional.cross_entropy(outputs, targets, ignore_index=IGNORE_INDEX)
+        count = targets.shape[0]
+        confusion = confusion_matrix(outputs.detach().argmax(1), targets, outputs.shape[1])
+        sums = {"loss": float(loss.detach()) * count, "count": float(count)}
+        sums.update(confusion_sums(confusion))
+        return loss, sums
+
+    def summarize(self, sums):
+        count = max(1.0, sums["count"])
+        classes = 1 + max((int(key[2:]) for key in sums if key.startswith("tp")), default=-1)
+        tp, fp, fn = (np.array([sums.get(f"{kind}{c}", 0.0) for c in range(classes)]) for kind in ("tp", "fp", "fn"))
+        return {"loss": sums["loss"] / count, **iou_metrics(tp, fp, fn), "images": int(sums["count"])}
+
+
 TASKS: dict[str, Task] = {
     "classification": Classification("classification", "classification", "acc", True, "%"),
     "counting": Counting("counting", "density", "mae", False),
+    "segmentation": Segmentation("segmentation", "segmentation", "miou", True, "%"),
 }
 
 
@@ -107,6 +136,39 @@ def task_of_model(model_task: str) -> Task:
         if task.model_task == model_task:
             return task
     raise ValueError(f"no task trains {model_task!r} models")
+
+
+def confusion_matrix(predicted: torch.Tensor, target: torch.Tensor, num_classes: int) -> torch.Tensor:
+    """int64 ``[K, K]``: entry ``[t, p]`` counts labelled pixels of true class t predicted as p.
+
+    Pixels labelled :data:`IGNORE_INDEX` (or any label outside 0..K-1) are left out.
+    """
+    target = target.reshape(-1).long()
+    predicted = predicted.reshape(-1).long()
+    keep = (target >= 0) & (target < num_classes)
+    flat = target[keep] * num_classes + predicted[keep]
+    return torch.bincount(flat, minlength=num_classes * num_classes).reshape(num_classes, num_classes).cpu()
+
+
+def confusion_sums(confusion: torch.Tensor) -> dict[str, float]:
+    """Per-class true positives, false positives and false negatives (additive over batches)."""
+    confusion = confusion.double()
+    tp = confusion.diagonal()
+    fp, fn = confusion.sum(0) - tp, confusion.sum(1) - tp
+    sums = {}
+    for c in range(confusion.shape[0]):
+        sums.update({f"tp{c}": float(tp[c]), f"fp{c}": float(fp[c]), f"fn{c}": float(fn[c])})
+    return sums
+
+
+def iou_metrics(tp: np.ndarray, fp: np.ndarray, fn: np.ndarray) -> dict[str, float]:
+    """``miou`` and ``pixel_acc`` (percent) from per-class TP/FP/FN counts; see the module docstring."""
+    tp, fp, fn = (np.asarray(x, dtype=np.float64) for x in (tp, fp, fn))
+    union = tp + fp + fn
+    present = union > 0
+    miou = float(np.mean(tp[present] / union[present])) if present.any() else 0.0
+    labelled = float((tp + fn).sum())
+    return {"miou": 100.0 * miou, "pixel_acc": 100.0 * float(tp.sum()) / max(1.0, labelled)}
 
 
 def density_loss(pred: torch.Tensor, target: torch.Tensor) -> torch.Tensor:

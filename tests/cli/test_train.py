@@ -106,7 +106,7 @@ def test_console_script_entry_point(tmp_path):
 @pytest.mark.parametrize(
     "text,message",
     [
-        ("task: foo\n", "task: must be one of classification, counting, got 'foo'"),
+        ("task: foo\n", "task: must be one of classification, counting, segmentation, got 'foo'"),
         ("epochs: 1.5\n", "epochs: must be an integer, got 1.5"),
         ("curriculum: [75, x, 10]\n", "curriculum: must be a list of integers"),
         ("lr: [1]\n", "lr: must be a number"),

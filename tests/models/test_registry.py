@@ -37,11 +37,13 @@ def test_list_models_for_input_and_task():
     assert list_models_for("rgb", "density") == ["csrnet", "csrnet_small"]
     assert list_models_for("dct", "density") == ["csrnet_dct", "csrnet_dct_small"]
     assert list_models_for("latent", "density") == []
+    assert list_models_for("rgb", "segmentation") == ["unet_small"]
+    assert list_models_for("dct", "segmentation") == ["unet_dct_small"]
     dct = list_models_for("dct", "classification")
     assert {"resnet_dct_small", "resnet18_dct", "resnet50_fbs", "resnet50_dct_lc_rfa"} <= set(dct)
     assert "csrnet_dct_small" not in dct and "resnet_rgb_small" not in dct
     # Every registered model is listed under exactly one (input, task) pair.
-    pairs = [(i, t) for i in ("dct", "rgb", "latent") for t in ("classification", "density")]
+    pairs = [(i, t) for i in ("dct", "rgb", "latent") for t in ("classification", "density", "segmentation")]
     listed = [name for i, t in pairs for name in list_models_for(i, t)]
     assert sorted(listed) == list_models()
     for name in listed:

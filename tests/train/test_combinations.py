@@ -20,6 +20,11 @@ MODE_OPTIONS = {"standard": {}, "jpeg-aug": {"aug_quality": (20, 60), "requant":
                 "npt": {"target_quality": 40, "requant": "dct"}, "joint": {"crop": 32}}
 
 
+DATA = {"counting": "crowd-tiny", "segmentation": "mosaic-tiny"}
+METRIC = {"counting": "val_mae", "segmentation": "val_miou"}
+MODEL_TASK = {"counting": "density", "segmentation": "segmentation"}
+
+
 def accepted(task: str, input: str, mode: str) -> bool:
     try:
         TrainConfig(task=task, input=input, mode=mode, codec="c", init="i", **MODE_OPTIONS[mode])
@@ -33,7 +38,7 @@ COMBINATIONS = [(t, i, m) for t in TASKS for i in INPUTS for m in MODES if accep
 
 def tiny(task: str, input: str, mode: str, output: Path, **extra) -> TrainConfig:
     options = {"task": task, "input": input, "mode": mode, "epochs": 1, "quiet": True, "output": str(output),
-               "data": "crowd-tiny" if task == "counting" else "textures-tiny", "fbs": 4, "stats_images": 8,
+               "data": DATA.get(task, "textures-tiny"), "fbs": 4, "stats_images": 8,
                "batch_size": 8, **MODE_OPTIONS[mode], **extra}
     if input == "latent":
         options.update(codec=CODEC, model="cresnet_small")
@@ -41,8 +46,9 @@ def tiny(task: str, input: str, mode: str, output: Path, **extra) -> TrainConfig
 
 
 def test_the_accepted_combinations_are_the_documented_ones():
-    assert len(COMBINATIONS) == 2 * 2 * 4 + 2  # {dct, rgb} x 4 JPEG modes x 2 tasks, latent standard and joint
+    assert len(COMBINATIONS) == 2 * 4 * 3 + 2  # {dct, rgb} x 4 JPEG modes x 3 tasks, latent standard and joint
     assert ("classification", "latent", "joint") in COMBINATIONS and ("counting", "latent", "standard") not in COMBINATIONS
+    assert ("segmentation", "latent", "standard") not in COMBINATIONS
 
 
 @pytest.mark.parametrize("task,input,mode", COMBINATIONS)
@@ -56,13 +62,13 @@ def test_combination_runs_end_to_end(tmp_path, task, input, mode):
         extra["init"] = str(start / "model.safetensors")
     output = tmp_path / "run"
     summary = run(tiny(task, input, mode, output, **extra))
-    metric = "val_mae" if task == "counting" else "val_acc"
+    metric = METRIC.get(task, "val_acc")
     assert summary[f"final_{metric}"] is not None
     assert json.loads((output / "summary.json").read_text())["phases"] == summary["phases"]
     assert len(summary["phases"]) == (2 if mode == "cpt" else 1)
     header = read_header(output / "model.safetensors")
     assert header.input_spec.input == input
-    assert header.task == ("density" if task == "counting" else "classification")
+    assert header.task == MODEL_TASK.get(task, "classification")
     assert (output / "state.json").is_file() and (output / "best.safetensors").is_file()
     assert TrainConfig.from_yaml(output / "config.yaml") == TrainConfig.from_mapping(
         {**tiny(task, input, mode, output, **extra).resolved().__dict__, "output": str(output)})
