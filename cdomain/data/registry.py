@@ -6,6 +6,9 @@ Every command and the training driver resolve ``--data`` here:
 - embedded crowd sets (``crowd``, ``crowd-tiny``): generated on first use, with density-map
   targets built from their head points;
 - a folder with ``train/`` and ``val/`` ImageFolder trees (``<split>/<class>/<image>.jpg``);
+- for counting, a real crowd dataset folder (ShanghaiTech, UCF-QNRF, JHU-CROWD++ or the generic
+  point layout; :mod:`cdomain.data.crowd_formats`), auto-detected or named by ``format``, with
+  ``train``, ``val`` and ``test`` splits evaluated on whole images (``eval_whole``);
 - a plain ImageFolder tree (one split, ``"data"``), for commands that do not need two splits.
 
 :func:`open_dataset` returns a :class:`Dataset`: the sample list of every split, the class
@@ -35,6 +38,7 @@ class Dataset:
     splits: dict[str, SampleList]
     embedded: bool
     targets: dict[str, Callable] = field(default_factory=dict)
+    eval_whole: bool = False  # evaluate on whole images of varied size (real crowd datasets)
 
     @property
     def classes(self) -> tuple[str, ...]:
@@ -63,11 +67,14 @@ def embedded_names(task: str | None = None) -> tuple[str, ...]:
 
 
 def open_dataset(data: str, task: str = "classification", *, require_splits: bool = True,
-                 log: Callable[[str], Any] | None = None) -> Dataset:
+                 log: Callable[[str], Any] | None = None, format: str | None = None,
+                 crowd: Any = None) -> Dataset:
     """Resolve ``data`` (embedded name or folder) for ``task``; DataError says what is wrong.
 
     ``require_splits=False`` also accepts a plain ImageFolder tree, as the single split ``"data"``.
-    ``log`` is told when an embedded dataset is generated (first use).
+    ``log`` is told when an embedded dataset is generated (first use). ``format`` names a crowd
+    dataset layout (default: detected); ``crowd`` is a
+    :class:`~cdomain.data.crowd_formats.CrowdOptions` (validation fraction, density recipe).
     """
     from cdomain.data.crowd import CROWD, crowd_root
     from cdomain.data.embedded import EMBEDDED, embedded_dataset, embedded_root
@@ -88,8 +95,12 @@ def open_dataset(data: str, task: str = "classification", *, require_splits: boo
             log(f"generating the embedded dataset {data!r} into {embedded_root(data)} (once)")
         root = embedded_dataset(data, progress=sys.stderr.isatty())
         return _folders(data, root, task, embedded=True)
+    if format is not None and task != "counting":
+        raise DataError(f"--format {format}: crowd dataset layouts are for --task counting")
     if task == "counting":
-        raise DataError(f"{data}: counting reads an embedded crowd dataset ({', '.join(CROWD)})")
+        if not path.is_dir():
+            raise DataError(f"{data}: neither an embedded crowd dataset ({', '.join(CROWD)}) nor a folder")
+        return _real_crowd(data, format, crowd, log)
     if not path.is_dir():
         known = ", ".join(embedded_names())
         raise DataError(f"{data}: neither an embedded dataset ({known}) nor a folder")
@@ -119,3 +130,13 @@ def _crowd(name: str) -> Dataset:
         splits[split] = SampleList(tuple(paths), (-1,) * len(paths), ())
         targets[split] = density_target(points)
     return Dataset(name, "counting", splits, embedded=True, targets=targets)
+
+
+def _real_crowd(name: str, format: str | None, options: Any, log: Callable[[str], Any] | None) -> Dataset:
+    from cdomain.data.crowd_formats import open_crowd
+
+    folder, splits, targets = open_crowd(name, format, options)
+    if log is not None:
+        log(f"{name}: {folder.format} layout, {' / '.join(f'{len(s)} {k}' for k, s in splits.items())} images "
+            f"(validation: {folder.val_source})")
+    return Dataset(name, "counting", splits, embedded=False, targets=targets, eval_whole=True)
