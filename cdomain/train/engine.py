@@ -16,8 +16,9 @@ al. 2018), which is the *root* of the mean squared count error; ``rmse`` is the 
 under its precise name. A count is the sum of a density map.
 
 Optimiser and schedule: SGD with Nesterov momentum 0.9 (or AdamW), weight decay on weights but
-not on biases and norms, a linear warm-up from lr/10, then cosine decay to zero, stepped per
-batch.
+not on biases and norms, a linear warm-up from lr/10, then cosine decay to zero (or another
+schedule of :mod:`cdomain.train.schedules`: cosine with a floor, per-epoch exponential or step
+decay), stepped per batch.
 """
 
 from __future__ import annotations
@@ -148,6 +149,7 @@ class OptimConfig:
     weight_decay: float = 5e-4  # decoupled for AdamW, L2 for SGD
     momentum: float = 0.9  # SGD only
     warmup_epochs: float = 1.0  # linear warm-up from lr/10
+    schedule: str = "cosine"  # after the warm-up; see cdomain.train.schedules
 
 
 def build_optimizer(model: nn.Module, config: OptimConfig, steps_per_epoch: int, epochs: int):
@@ -166,15 +168,9 @@ def build_optimizer(model: nn.Module, config: OptimConfig, steps_per_epoch: int,
         optimizer = torch.optim.AdamW(groups, lr=config.lr)
     else:
         raise ValueError(f"optimizer must be one of {OPTIMIZERS}, got {config.optimizer!r}")
-    total = max(1, steps_per_epoch * epochs)
-    warmup = min(total - 1, int(config.warmup_epochs * steps_per_epoch))
+    from cdomain.train.schedules import parse_schedule, schedule_factor
 
-    def factor(step: int) -> float:
-        if step < warmup:
-            return 0.1 + 0.9 * step / max(1, warmup)
-        progress = (step - warmup) / max(1, total - warmup)
-        return 0.5 * (1.0 + math.cos(math.pi * min(1.0, progress)))
-
+    factor = schedule_factor(parse_schedule(config.schedule), steps_per_epoch, epochs, config.warmup_epochs)
     return optimizer, torch.optim.lr_scheduler.LambdaLR(optimizer, factor)
 
 
