@@ -11,14 +11,16 @@ is downloaded: convert or fetch the file yourself. A model that can take such we
 from __future__ import annotations
 
 import os
+import re
 from pathlib import Path
+from typing import Mapping, Sequence
 
 import torch
 from torch import Tensor
 
 from cdomain.errors import CheckpointError
 
-__all__ = ["SUFFIXES", "read_state_dict"]
+__all__ = ["SUFFIXES", "load_vgg16_convs", "read_state_dict"]
 
 SUFFIXES = (".safetensors", ".pth", ".pt")
 
@@ -54,3 +56,33 @@ def read_state_dict(path: str | os.PathLike[str]) -> dict[str, Tensor]:
         raise CheckpointError(f"{path}: not a state dict: {', '.join(bad[:3])} {'is' if len(bad) == 1 else 'are'} "
                               f"not named tensors")
     return dict(state)
+
+
+def load_vgg16_convs(convs: Sequence[torch.nn.Conv2d], state: Mapping[str, Tensor]) -> int:
+    """Copy a torchvision VGG state dict's convolutions (``features.N.weight`` / ``.bias``, in
+    index order) into ``convs``, the first ``len(convs)`` of them; returns the tensors copied.
+
+    ValueError names the key whose shape does not fit, or says that the file has too few
+    convolutions or that a layer has no bias (a BatchNorm network: VGG-16 weights initialise
+    the published networks, which have none).
+    """
+    if any(conv.bias is None for conv in convs):
+        raise ValueError("VGG-16 weights initialise the published front end without BatchNorm (batch_norm=False)")
+    indices = sorted(int(match.group(1)) for key in state for match in [re.fullmatch(r"features\.(\d+)\.weight", key)]
+                     if match and state[key].ndim == 4)
+    if len(indices) < len(convs):
+        raise ValueError(f"{len(indices)} convolution weights under features.N.weight, the front end has "
+                         f"{len(convs)} (expected a torchvision vgg16 state dict)")
+    copied = 0
+    with torch.no_grad():
+        for conv, index in zip(convs, indices):
+            for name, target in (("weight", conv.weight), ("bias", conv.bias)):
+                key = f"features.{index}.{name}"
+                if key not in state:
+                    raise ValueError(f"missing {key}")
+                if tuple(state[key].shape) != tuple(target.shape):
+                    raise ValueError(f"{key} has shape {tuple(state[key].shape)}, the front end's layer needs "
+                                     f"{tuple(target.shape)}")
+                target.copy_(state[key].to(target.dtype))
+                copied += 1
+    return copied

@@ -24,7 +24,6 @@ map. RGB inputs whose sides are not multiples of 8 give ``floor(side / 8)`` cell
 
 from __future__ import annotations
 
-import re
 from typing import Mapping, Sequence
 
 import torch
@@ -114,30 +113,11 @@ class CSRNet(nn.Module):
         """Copy a torchvision ``vgg16`` state dict's first ten convolutions (conv1_1 .. conv4_3,
         ``features.N.weight`` / ``.bias`` in index order) into the front end; returns the number
         of tensors copied. ValueError says which key or shape does not fit."""
+        from .backbone import load_vgg16_convs
+
         if self.input_spec.input != "rgb":
             raise ValueError("the DCT-input CSRNet has no VGG-16 front end to initialise")
-        convs = [module for module in self.frontend.modules() if isinstance(module, nn.Conv2d)]
-        if any(conv.bias is None for conv in convs):
-            raise ValueError("VGG-16 weights initialise the published front end without BatchNorm (batch_norm=False)")
-        indices = sorted(int(match.group(1)) for key in state
-                         for match in [re.fullmatch(r"features\.(\d+)\.weight", key)]
-                         if match and state[key].ndim == 4)
-        if len(indices) < len(convs):
-            raise ValueError(f"{len(indices)} convolution weights under features.N.weight, the front end has "
-                             f"{len(convs)} (expected a torchvision vgg16 state dict)")
-        copied = 0
-        with torch.no_grad():
-            for conv, index in zip(convs, indices):
-                for name, target in (("weight", conv.weight), ("bias", conv.bias)):
-                    key = f"features.{index}.{name}"
-                    if key not in state:
-                        raise ValueError(f"missing {key}")
-                    if tuple(state[key].shape) != tuple(target.shape):
-                        raise ValueError(f"{key} has shape {tuple(state[key].shape)}, the front end's layer needs "
-                                         f"{tuple(target.shape)}")
-                    target.copy_(state[key].to(target.dtype))
-                    copied += 1
-        return copied
+        return load_vgg16_convs([m for m in self.frontend.modules() if isinstance(m, nn.Conv2d)], state)
 
     def forward_features(self, *inputs: Tensor) -> Tensor:
         if len(inputs) != 1:

@@ -215,6 +215,9 @@ class Learner(Evaluator):
         inputs, targets = batch
         outputs = self.model(*to_device(inputs, self.device))
         loss, sums = self.task.loss(outputs, targets.to(self.device))
+        extra_loss = getattr(self.module, "extra_loss", None)  # a model's own training term (SASNet's PRA loss)
+        if extra_loss is not None:
+            loss = loss + extra_loss(outputs, targets.to(self.device))
         if not torch.isfinite(loss):
             raise FloatingPointError(f"training loss became {loss.item()}; lower the learning rate (--lr)")
         self.optimizer.zero_grad(set_to_none=True)

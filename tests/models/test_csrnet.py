@@ -25,7 +25,7 @@ def _task(name: str) -> str:
         return create_model(name).input_spec.get("task", "classification")
 
 
-DENSITY_MODELS = [name for name in list_models() if _task(name) == "density"]
+DENSITY_MODELS = [name for name in list_models("csrnet*") if _task(name) == "density"]
 
 EXPECTED_PARAMS = {
     # Li et al. 2018: 16.26M published for CSRNet (no BatchNorm).
