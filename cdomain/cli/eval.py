@@ -62,6 +62,8 @@ def setup_args() -> argparse.ArgumentParser:
     parser.add_argument("--format", default=None, choices=CROWD_FORMATS, help="counting: layout of the --data folder (default: detected)")
     parser.add_argument("--val-fraction", type=float, default=None,
                         help="counting: the --val-fraction the model was trained with (to rebuild the same val split)")
+    parser.add_argument("--max-side", type=int, default=None,
+                        help="counting: downscale images whose longer side exceeds this many pixels (bounds memory)")
     parser.add_argument("--overwrite", action="store_true", help="replace the sweep files of an earlier --output")
     return parser
 
@@ -112,7 +114,7 @@ def run_sweep(args: argparse.Namespace) -> dict:
     from cdomain.data.crowd_formats import CrowdOptions
 
     dataset = open_dataset(args.data or ("crowd" if task == "counting" else "textures"), task, format=args.format,
-                           crowd=CrowdOptions(val_fraction=args.val_fraction))
+                           crowd=CrowdOptions(val_fraction=args.val_fraction, max_side=args.max_side))
     for checkpoint in checkpoints.values():
         check_fits(checkpoint, dataset.classes, "density" if task == "counting" else "classification", None,
                    "checkpoint")

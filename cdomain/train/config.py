@@ -113,6 +113,8 @@ class TrainConfig:
                                  choices=DENSITY_METHODS, group="data")
     sigma: float | None = option(None, "counting on a folder: fixed kernel width in pixels (also a lone head's); "
                                        "default 15", group="data")
+    max_side: int | None = option(None, "counting on a folder: downscale images whose longer side exceeds this many "
+                                        "pixels (points scaled too; cached copies), bounding memory", group="data")
     # run
     output: str | None = option(None, "output folder; default a new runs/<time>-<model>-<input>-<mode>-<n>")
     resume: bool = option(False, "continue the interrupted run in --output")
@@ -257,7 +259,7 @@ def _validate(config: TrainConfig) -> None:
         if value is not None and (value < low if inclusive else value <= low):
             raise ConfigError(name, f"must be {'>=' if inclusive else '>'} {low}, got {value}")
 
-    for name in ("epochs", "batch_size", "stats_images", "latent_resize", "latent_crop"):
+    for name in ("epochs", "batch_size", "stats_images", "latent_resize", "latent_crop", "max_side"):
         at_least(name, 1)
     for name in ("workers", "threads", "seed", "warmup_epochs", "weight_decay", "lambda_rate", "lambda_dist"):
         at_least(name, 0)

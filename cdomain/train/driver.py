@@ -167,7 +167,8 @@ class TrainingRun:
         config = self.config
         from cdomain.data.crowd_formats import CrowdOptions
 
-        crowd = CrowdOptions(val_fraction=config.val_fraction, density=config.density, sigma=config.sigma)
+        crowd = CrowdOptions(val_fraction=config.val_fraction, density=config.density, sigma=config.sigma,
+                             max_side=config.max_side)
         self.dataset = open_dataset(config.data, config.task, log=self.log if self.dist.is_main else None,
                                     format=config.format, crowd=crowd)
         self.kind.setup(self)

@@ -151,3 +151,32 @@ def test_damaged_annotations_give_one_line_errors(tmp_path):
         read_crowd_folder(points)
     with pytest.raises(DataError, match="not a crowd dataset folder in a known layout"):
         read_crowd_folder(tmp_path / "part_A" / "train_data")
+
+
+def test_max_side_caps_large_images_and_scales_their_points(tmp_path, private_data_dir):
+    from PIL import Image
+
+    from cdomain.data.crowd_formats import CrowdOptions, open_crowd
+    from cdomain.jpeg.encode import write_jpeg
+
+    root = tmp_path / "qnrf"
+    write_qnrf(root, counts=(3, 2))
+    big = root / "Test" / "img_0001.jpg"
+    rng = np.random.default_rng(5)
+    write_jpeg(rng.integers(0, 256, size=(120, 200, 3), dtype=np.uint8), big, 75)
+    points = np.array([[10.0, 20.0], [199.5, 119.0], [100.0, 60.0]])
+    savemat(str(root / "Test" / "img_0001_ann.mat"), {"annPoints": points})
+    before = big.read_bytes()
+    _, splits, targets = open_crowd(root, options=CrowdOptions(max_side=100))
+    paths, names = splits["test"].paths, sorted(p.name for p in (root / "Test").glob("*.jpg"))
+    copy = Path(paths[0])
+    assert copy.parent.parent == private_data_dir / "crowd-resized" and big.read_bytes() == before
+    with Image.open(copy) as image:
+        assert image.size == (100, 60)
+    assert targets["test"].points[0] == pytest.approx(points * 0.5)
+    assert targets["test"].count(0) == 3
+    assert [Path(p).name for p in paths[1:]] == names[1:]  # within the cap: the original file
+    with Image.open(root / "Test" / names[1]) as image:
+        assert max(image.size) <= 100
+    _, again, _ = open_crowd(root, options=CrowdOptions(max_side=100))
+    assert again["test"].paths == splits["test"].paths and copy.stat().st_mtime_ns == Path(again["test"].paths[0]).stat().st_mtime_ns

@@ -13,7 +13,7 @@ for DISCO, whose on-disk release is not documented publicly in a form that can b
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 import numpy as np
@@ -115,6 +115,7 @@ class CrowdOptions:
     seed: int = 0
     density: str | None = None  # "adaptive" or "fixed"
     sigma: float | None = None  # pixels
+    max_side: int | None = None  # downscale images whose longer side exceeds this (resize.cap_images)
 
 
 def open_crowd(root: str | Path, format: str | None = None, options: CrowdOptions | None = None):
@@ -129,6 +130,12 @@ def open_crowd(root: str | Path, format: str | None = None, options: CrowdOption
 
     options = options or CrowdOptions()
     folder = read_crowd_folder(root, format, val_fraction=options.val_fraction, seed=options.seed)
+    if options.max_side is not None:
+        import sys
+
+        from .resize import cap_images
+
+        folder = replace(folder, splits=cap_images(folder.splits, options.max_side, progress=sys.stderr.isatty()))
     recipe = DensityRecipe(options.density or folder.density, options.sigma if options.sigma is not None else folder.sigma)
     splits, targets = {}, {}
     for name, (paths, points) in folder.splits.items():
