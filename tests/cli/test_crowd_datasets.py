@@ -151,3 +151,17 @@ def test_a_folder_in_no_known_layout_is_named(tmp_path, capsys):
     assert train_main(["--task", "counting", "--data", str(tmp_path / "empty"), "--quiet",
                        "--output", str(tmp_path / "r")]) == 2
     assert "not a crowd dataset folder in a known layout" in capsys.readouterr().err
+
+
+def test_whole_images_of_varied_size_train_at_batch_1(tmp_path):
+    """No --crop and --batch-size 1: whole images (64x48 and 80x64 here) one at a time."""
+    data = tmp_path / "part_B"
+    WRITERS["shanghaitech"](data)
+    run = tmp_path / "run"
+    assert train_main(["--config", str(_config(tmp_path)), "--task", "counting", "--input", "rgb", "--model", "csrnet",
+                       "--data", str(data), "--epochs", "1", "--batch-size", "1", "--lr", "1e-4", "--quiet",
+                       "--output", str(run)]) == 0
+    record = read_metrics(run / "metrics.jsonl")[-1]
+    folder = read_crowd_folder(data)
+    assert len(folder.splits["val"][0]) == 1 and folder.density == "fixed"  # Part B: 10% of 6, fixed sigma
+    assert record["train_images_per_second"] > 0 and np.isfinite(record["val_mae"])
