@@ -59,7 +59,8 @@ class TrainConfig:
     input: str = option("dct", "what the network reads: DCT coefficients, decoded pixels, or codec latents",
                         choices=INPUTS, group="data")
     data: str | None = option(None, "embedded dataset name (textures, textures-tiny, crowd, crowd-tiny) or a folder "
-                                    "with train/ and val/ ImageFolder trees; default textures (counting: crowd)",
+                                    "with train/ and val/ ImageFolder trees (counting: or a crowd dataset folder); "
+                                    "default textures (counting: crowd)",
                               group="data")
     fbs: int = option(16, "frequency band selection: lowest zigzag frequencies kept per component (1..64)", group="data")
     crop: int | None = option(None, "square pixel crop, a multiple of 16; default whole image (embedded), 224 (folders)",

@@ -88,3 +88,14 @@ def test_missing_and_foreign_files(tmp_path):
     torch.save([torch.zeros(1)], listed)
     with pytest.raises(CheckpointError, match="not a state dict"):
         read_state_dict(listed)
+
+
+def test_a_malicious_backbone_file_runs_no_code(tmp_path):
+    from tests.security.test_run_folders import malicious_pickle
+
+    marker = tmp_path / "MARKER"
+    path = tmp_path / "vgg16.pth"
+    path.write_bytes(malicious_pickle(marker))
+    with pytest.raises(CheckpointError, match="vgg16.pth: not a plain PyTorch state dict"):
+        read_state_dict(path)
+    assert not marker.exists()
