@@ -82,6 +82,8 @@ def open_dataset(data: str, task: str = "classification", *, require_splits: boo
     if task not in TASKS:
         raise DataError(f"task must be one of {', '.join(TASKS)}, got {task!r}")
     path = Path(data)
+    if (data in CROWD or data in EMBEDDED) and not path.exists():
+        _no_folder_options(data, format, crowd)
     if data in CROWD and not path.exists():
         if task != "counting":
             raise DataError(f"{data}: an embedded crowd-counting dataset; use it with --task counting")
@@ -140,3 +142,13 @@ def _real_crowd(name: str, format: str | None, options: Any, log: Callable[[str]
         log(f"{name}: {folder.format} layout, {' / '.join(f'{len(s)} {k}' for k, s in splits.items())} images "
             f"(validation: {folder.val_source})")
     return Dataset(name, "counting", splits, embedded=False, targets=targets, eval_whole=True)
+
+
+def _no_folder_options(name: str, format: str | None, crowd: Any) -> None:
+    """Crowd-folder options given for an embedded dataset are refused by flag, not ignored."""
+    given = ["--format"] if format is not None else []
+    given += [flag for field_name, flag in (("val_fraction", "--val-fraction"), ("density", "--density"),
+                                           ("sigma", "--sigma"), ("max_side", "--max-side"))
+             if crowd is not None and getattr(crowd, field_name, None) is not None]
+    if given:
+        raise DataError(f"{name}: {', '.join(given)} apply to crowd dataset folders, not embedded datasets")

@@ -180,3 +180,13 @@ def test_max_side_caps_large_images_and_scales_their_points(tmp_path, private_da
         assert max(image.size) <= 100
     _, again, _ = open_crowd(root, options=CrowdOptions(max_side=100))
     assert again["test"].paths == splits["test"].paths and copy.stat().st_mtime_ns == Path(again["test"].paths[0]).stat().st_mtime_ns
+
+
+def test_folder_options_are_refused_for_embedded_datasets():
+    from cdomain.data.crowd_formats import CrowdOptions
+
+    with pytest.raises(DataError, match="crowd-tiny: --density, --max-side apply to crowd dataset folders"):
+        open_dataset("crowd-tiny", "counting", crowd=CrowdOptions(density="fixed", max_side=100))
+    with pytest.raises(DataError, match="textures-tiny: --format apply"):
+        open_dataset("textures-tiny", "classification", format="points")
+    assert open_dataset("crowd-tiny", "counting", crowd=CrowdOptions()).embedded
