@@ -5,8 +5,9 @@ Understanding the Highly Congested Scenes"), configuration B: the front end is V
 ten 3x3 convolutions with three 2x2 max-pools (conv1_1 ... conv4_3, output stride 8); the back
 end is six 3x3 convolutions with dilation 2 (512, 512, 512, 256, 128, 64 channels) that widen
 the receptive field without further pooling; a 1x1 convolution gives one density value per
-8x8-pixel cell. The predicted count is the sum of the map. With ``batch_norm=False`` the
-network has the published 16.26M parameters.
+8x8-pixel cell. The predicted count is the sum of the map. ``csrnet`` is the published network
+(no BatchNorm, 16.26M parameters); its front end loads torchvision ``vgg16`` weights from a
+local file (:meth:`CSRNet.load_backbone`, ``--init-backbone``), as the paper initialises it.
 
 On DCT input (merged layout ``[B, 3n, H/8, W/8]``), the 8x8 block transform already puts the
 image on the stride-8 grid, so the part of the front end that only exists to get there
@@ -23,7 +24,7 @@ map. RGB inputs whose sides are not multiples of 8 give ``floor(side / 8)`` cell
 
 from __future__ import annotations
 
-from typing import Sequence
+from typing import Mapping, Sequence
 
 import torch
 from torch import Tensor, nn
@@ -108,6 +109,16 @@ class CSRNet(nn.Module):
         init_weights(self)
         nn.init.normal_(self.output_layer.weight, std=0.01)  # CSRNet's initialisation of its layers
 
+    def load_backbone(self, state: Mapping[str, Tensor]) -> int:
+        """Copy a torchvision ``vgg16`` state dict's first ten convolutions (conv1_1 .. conv4_3,
+        ``features.N.weight`` / ``.bias`` in index order) into the front end; returns the number
+        of tensors copied. ValueError says which key or shape does not fit."""
+        from .backbone import load_vgg16_convs
+
+        if self.input_spec.input != "rgb":
+            raise ValueError("the DCT-input CSRNet has no VGG-16 front end to initialise")
+        return load_vgg16_convs([m for m in self.frontend.modules() if isinstance(m, nn.Conv2d)], state)
+
     def forward_features(self, *inputs: Tensor) -> Tensor:
         if len(inputs) != 1:
             raise ValueError(f"CSRNet takes one input tensor ({self.input_spec['layout']} layout), got {len(inputs)}")
@@ -125,9 +136,9 @@ class CSRNet(nn.Module):
 
 
 @register_model
-def csrnet(width: int = 64, batch_norm: bool = True) -> CSRNet:
-    """CSRNet-B on RGB (Li et al. 2018). ``batch_norm=False`` is the published network (16.26M
-    parameters, initialised there from ImageNet VGG-16); BatchNorm, the default, trains from scratch."""
+def csrnet(width: int = 64, batch_norm: bool = False) -> CSRNet:
+    """CSRNet-B on RGB as published (Li et al. 2018): no BatchNorm, 16.26M parameters, front end
+    initialised from ImageNet VGG-16 with ``--init-backbone``. ``batch_norm=True`` trains from scratch."""
     return CSRNet("rgb", width=width, batch_norm=batch_norm)
 
 

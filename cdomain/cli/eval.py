@@ -10,9 +10,12 @@ validation images are written as bitstream files by each codec (kept in ``OUTPUT
 and networks on latent input are evaluated on latents read straight from them, against the
 real bits per pixel of the files.
 
-Writes ``sweep.csv``, ``sweep.json`` and ``sweep.png`` (metric vs mean compressed size, one
-curve per checkpoint) into ``--output`` and prints a table. Every checkpoint is checked against
-the data (task, class names) and the output folder is claimed before any work starts.
+``--split test`` evaluates on a crowd dataset's official test split (whole images, one at a
+time), the figures a paper reports; the default is the validation split. Counting reports MAE
+and the literature's "MSE" (the root of the mean squared count error). Writes ``sweep.csv``,
+``sweep.json`` and ``sweep.png`` (metric vs mean compressed size, one curve per checkpoint)
+into ``--output`` and prints a table. Every checkpoint is checked against the data (task, class
+names) and the output folder is claimed before any work starts.
 """
 
 from __future__ import annotations
@@ -50,6 +53,7 @@ def setup_args() -> argparse.ArgumentParser:
     from cdomain.data.quality import METHODS
     from cdomain.evaluate.h264 import DEFAULT_CRFS, crf_list
     from cdomain.evaluate.sweep import DEFAULT_QUALITIES
+    from cdomain.train.config import CROWD_FORMATS
 
     parser = argparse.ArgumentParser(
         prog="cdomain-eval",
@@ -76,6 +80,13 @@ def setup_args() -> argparse.ArgumentParser:
     parser.add_argument("--latent-resize", type=int, default=32, help="--codec latent: as the network was trained")
     parser.add_argument("--latent-crop", type=int, default=28, help="--codec latent: as the network was trained")
     parser.add_argument("--output", type=Path, default=None, help="output folder (default: a new runs/eval-<time>)")
+    parser.add_argument("--split", choices=("val", "test"), default="val",
+                        help="the split to evaluate on: val, or a crowd dataset's official test split for final figures")
+    parser.add_argument("--format", default=None, choices=CROWD_FORMATS, help="counting: layout of the --data folder (default: detected)")
+    parser.add_argument("--val-fraction", type=float, default=None,
+                        help="counting: the --val-fraction the model was trained with (to rebuild the same val split)")
+    parser.add_argument("--max-side", type=int, default=None,
+                        help="counting: downscale images whose longer side exceeds this many pixels (bounds memory)")
     parser.add_argument("--overwrite", action="store_true", help="replace the sweep files of an earlier --output")
     return parser
 
@@ -128,7 +139,11 @@ def run_sweep(args: argparse.Namespace) -> dict:
         raise ConfigError("checkpoints", "networks of different tasks cannot share one sweep")
     model_task = next(iter(tasks))
     task = {"density": "counting", "segmentation": "segmentation"}.get(model_task, "classification")
-    dataset = open_dataset(args.data or {"counting": "crowd", "segmentation": "mosaic"}.get(task, "textures"), task)
+    from cdomain.data.crowd_formats import CrowdOptions
+
+    dataset = open_dataset(args.data or {"counting": "crowd", "segmentation": "mosaic"}.get(task, "textures"), task,
+                           format=args.format, crowd=CrowdOptions(val_fraction=args.val_fraction,
+                                                                  max_side=args.max_side))
     for checkpoint in checkpoints.values():
         check_fits(checkpoint, dataset.classes, model_task, None, "checkpoint")
     if args.codec == "latent":
@@ -137,17 +152,19 @@ def run_sweep(args: argparse.Namespace) -> dict:
         raise ConfigError("--data", f"{dataset.name}: holds learned-codec bitstreams; the JPEG sweep re-encodes "
                                     "JPEG files (--codec latent sweeps codecs on the images)")
     output = claim_output(args.output, args.overwrite)
-    crop = args.crop if args.crop is not None else (None if dataset.embedded else 224)
+    crop = args.crop if args.crop is not None else (None if dataset.embedded or dataset.eval_whole else 224)
+    batch_size = 1 if dataset.eval_whole and crop is None else args.batch_size  # whole images of varied size
 
     def show(point: SweepPoint) -> None:
         quality = "orig" if point.quality is None else f"q{point.quality}"
         unit = "%" if point.metric in ("accuracy", "miou") else ""
-        print(f"{point.checkpoint:>24} {quality:>5}  {point.metric} {point.value:6.2f}{unit}  "
+        mse = f" mse {point.mse:6.2f}" if point.mse is not None else ""
+        print(f"{point.checkpoint:>24} {quality:>5}  {point.metric} {point.value:6.2f}{unit}{mse}  "
               f"{point.mean_bytes:9.0f} B/image  {point.bits_per_pixel:6.3f} bpp", flush=True)
 
-    points = sweep(checkpoints, dataset.split("val"), args.qualities, method=args.requant, crop=crop,
-                   batch_size=args.batch_size, workers=args.workers, device=device, progress=show,
-                   target=dataset.target("val"), skip_bad=args.skip_bad)
+    points = sweep(checkpoints, dataset.split(args.split), args.qualities, method=args.requant, crop=crop,
+                   batch_size=batch_size, workers=args.workers, device=device, progress=show,
+                   target=dataset.target(args.split), skip_bad=args.skip_bad)
     written = write_results(points, output)
     print(f"wrote {', '.join(str(path) for path in written.values())}")
     return {"points": points, "written": written, "metric": metric_of(next(iter(checkpoints.values())))}

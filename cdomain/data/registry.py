@@ -11,7 +11,10 @@ Every command and the training driver resolve ``--data`` here:
 - a plain ImageFolder tree (one split, ``"data"``), for commands that do not need two splits;
 - either kind of folder holding learned-codec bitstream files (``.cdlb``, written by
   ``cdomain-prepare compress``) instead of JPEG files: a dataset of ``format`` ``"bitstream"``,
-  read by the latent input straight from the bitstreams.
+  read by the latent input straight from the bitstreams;
+- for counting, a real crowd dataset folder (ShanghaiTech, UCF-QNRF, JHU-CROWD++ or the generic
+  point layout; :mod:`cdomain.data.crowd_formats`), auto-detected or named by ``format``, with
+  ``train``, ``val`` and ``test`` splits evaluated on whole images (``eval_whole``);
 - embedded moving-texture clip sets (``clips``, ``clips-tiny``) for H.264 sweeps: frames rather
   than JPEG files, resolved by :func:`open_clips`.
 
@@ -45,6 +48,7 @@ class Dataset:
     embedded: bool
     targets: dict[str, Callable] = field(default_factory=dict)
     format: str = "jpeg"  # "jpeg" files, or "bitstream" files of a learned codec (.cdlb)
+    eval_whole: bool = False  # evaluate on whole images of varied size (real crowd datasets)
 
     @property
     def classes(self) -> tuple[str, ...]:
@@ -77,11 +81,14 @@ def embedded_names(task: str | None = None) -> tuple[str, ...]:
 
 
 def open_dataset(data: str, task: str = "classification", *, require_splits: bool = True,
-                 log: Callable[[str], Any] | None = None) -> Dataset:
+                 log: Callable[[str], Any] | None = None, format: str | None = None,
+                 crowd: Any = None) -> Dataset:
     """Resolve ``data`` (embedded name or folder) for ``task``; DataError says what is wrong.
 
     ``require_splits=False`` also accepts a plain ImageFolder tree, as the single split ``"data"``.
-    ``log`` is told when an embedded dataset is generated (first use).
+    ``log`` is told when an embedded dataset is generated (first use). ``format`` names a crowd
+    dataset layout (default: detected); ``crowd`` is a
+    :class:`~cdomain.data.crowd_formats.CrowdOptions` (validation fraction, density recipe).
     """
     from cdomain.data.crowd import CROWD, crowd_root
     from cdomain.data.embedded import EMBEDDED, embedded_dataset, embedded_root
@@ -96,6 +103,8 @@ def open_dataset(data: str, task: str = "classification", *, require_splits: boo
     segmentation = _segmentation(data, task, path, log)
     if segmentation is not None:
         return segmentation
+    if (data in CROWD or data in EMBEDDED) and not path.exists():
+        _no_folder_options(data, format, crowd)
     if data in CROWD and not path.exists():
         if task != "counting":
             raise DataError(f"{data}: an embedded crowd-counting dataset; use it with --task counting")
@@ -110,8 +119,12 @@ def open_dataset(data: str, task: str = "classification", *, require_splits: boo
             log(f"generating the embedded dataset {data!r} into {embedded_root(data)} (once)")
         root = embedded_dataset(data, progress=sys.stderr.isatty())
         return _folders(data, root, task, embedded=True)
+    if format is not None and task != "counting":
+        raise DataError(f"--format {format}: crowd dataset layouts are for --task counting")
     if task == "counting":
-        raise DataError(f"{data}: counting reads an embedded crowd dataset ({', '.join(CROWD)})")
+        if not path.is_dir():
+            raise DataError(f"{data}: neither an embedded crowd dataset ({', '.join(CROWD)}) nor a folder")
+        return _real_crowd(data, format, crowd, log)
     if task == "segmentation":
         raise DataError(f"{data}: segmentation reads an embedded mosaic dataset ({', '.join(embedded_names(task))})")
     if not path.is_dir():
@@ -185,3 +198,23 @@ def open_clips(data: str):
     if data not in CLIPS:
         raise DataError(f"{data}: not an embedded clip set; H.264 sweeps read {', '.join(CLIPS)}")
     return load_clips(data)
+
+
+def _real_crowd(name: str, format: str | None, options: Any, log: Callable[[str], Any] | None) -> Dataset:
+    from cdomain.data.crowd_formats import open_crowd
+
+    folder, splits, targets = open_crowd(name, format, options)
+    if log is not None:
+        log(f"{name}: {folder.format} layout, {' / '.join(f'{len(s)} {k}' for k, s in splits.items())} images "
+            f"(validation: {folder.val_source})")
+    return Dataset(name, "counting", splits, embedded=False, targets=targets, eval_whole=True)
+
+
+def _no_folder_options(name: str, format: str | None, crowd: Any) -> None:
+    """Crowd-folder options given for an embedded dataset are refused by flag, not ignored."""
+    given = ["--format"] if format is not None else []
+    given += [flag for field_name, flag in (("val_fraction", "--val-fraction"), ("density", "--density"),
+                                           ("sigma", "--sigma"), ("max_side", "--max-side"))
+             if crowd is not None and getattr(crowd, field_name, None) is not None]
+    if given:
+        raise DataError(f"{name}: {', '.join(given)} apply to crowd dataset folders, not embedded datasets")

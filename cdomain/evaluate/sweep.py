@@ -48,6 +48,7 @@ class SweepPoint:
     bits_per_pixel: float
     images: int
     skipped: int = 0  # unreadable files skipped (--skip-bad)
+    mse: float | None = None  # counting: the literature's "MSE", the root of the mean squared count error
 
 
 def compressed_size(samples: SampleList, skip_bad: bool = False) -> tuple[float, float]:
@@ -136,7 +137,7 @@ def sweep(
                                          device=device, target=target, skip_bad=skip_bad)
             metric = metric_of(checkpoint)
             point = SweepPoint(name, quality, metric, metric_value(checkpoint, result), result["loss"], mean_bytes, bpp,
-                               result["images"], result["skipped"])
+                               result["images"], result["skipped"], result.get("mse") if metric == "mae" else None)
             points.append(point)
             if progress is not None:
                 progress(point)

@@ -26,6 +26,9 @@ INPUTS = ("dct", "rgb", "latent")
 MODES = ("standard", "npt", "cpt", "jpeg-aug", "joint")
 OPTIMIZERS = ("sgd", "adamw")
 REQUANT = ("pixel", "dct")
+#: Crowd dataset layouts (cdomain.data.crowd_formats) and density-map kernels.
+CROWD_FORMATS = ("shanghaitech", "qnrf", "jhu", "points")
+DENSITY_METHODS = ("adaptive", "fixed")
 #: The curriculum of the CPT study (crowd counting; docs/references.md, "Curriculum pre-training").
 DEFAULT_CURRICULUM = (75, 60, 40, 30, 25, 20, 15, 10, 5, 1)
 #: Task defaults used where an option is left unset (None).
@@ -59,8 +62,8 @@ class TrainConfig:
     input: str = option("dct", "what the network reads: DCT coefficients, decoded pixels, or codec latents",
                         choices=INPUTS, group="data")
     data: str | None = option(None, "embedded dataset name (textures, textures-tiny, crowd, crowd-tiny, mosaic, "
-                                    "mosaic-tiny) or a folder with train/ and val/ ImageFolder trees; default textures "
-                                    "(counting: crowd, segmentation: mosaic)",
+                                    "mosaic-tiny) or a folder with train/ and val/ ImageFolder trees (counting: or a "
+                                    "crowd dataset folder); default textures (counting: crowd, segmentation: mosaic)",
                               group="data")
     fbs: int = option(16, "frequency band selection: lowest zigzag frequencies kept per component (1..64)", group="data")
     crop: int | None = option(None, "square pixel crop, a multiple of 16; default whole image (embedded), 224 (folders)",
@@ -102,6 +105,23 @@ class TrainConfig:
     lr: float | None = option(None, "peak learning rate, cosine schedule; default 0.05 (counting 0.01)", group="model")
     weight_decay: float | None = option(None, "weight decay; default 5e-4 (counting 1e-4)", group="model")
     warmup_epochs: float = option(1.0, "linear learning-rate warm-up, in epochs", group="model")
+    # real crowd datasets, schedules and backbone initialisation
+    schedule: str = option("cosine", "after the warm-up: cosine, cosine:FLOOR, exp[:GAMMA] (per epoch, study: 0.99) "
+                                     "or step[:EPOCHS[:GAMMA]]; restarts every cpt phase", group="model")
+    init_backbone: str | None = option(None, "a local torchvision-format state-dict file for the model's backbone "
+                                             "(.safetensors, or .pth/.pt read with weights_only)", group="model")
+    format: str | None = option(None, "counting: layout of the --data folder; default detected",
+                                choices=CROWD_FORMATS, group="data")
+    val_fraction: float | None = option(None, "counting: share of train carved (seeded) into val where the dataset "
+                                              "has no val split; default 0.2 (ShanghaiTech Part B and others 0.1)",
+                                        group="data")
+    density: str | None = option(None, "counting on a folder: adaptive (0.3 x mean distance to the 3 nearest heads) "
+                                       "or fixed (--sigma) Gaussian kernels; default adaptive (Part B fixed)",
+                                 choices=DENSITY_METHODS, group="data")
+    sigma: float | None = option(None, "counting on a folder: fixed kernel width in pixels (also a lone head's); "
+                                       "default 15", group="data")
+    max_side: int | None = option(None, "counting on a folder: downscale images whose longer side exceeds this many "
+                                        "pixels (points scaled too; cached copies), bounding memory", group="data")
     # run
     output: str | None = option(None, "output folder; default a new runs/<time>-<model>-<input>-<mode>-<n>")
     resume: bool = option(False, "continue the interrupted run in --output")
@@ -246,12 +266,23 @@ def _validate(config: TrainConfig) -> None:
         if value is not None and (value < low if inclusive else value <= low):
             raise ConfigError(name, f"must be {'>=' if inclusive else '>'} {low}, got {value}")
 
-    for name in ("epochs", "batch_size", "stats_images", "latent_resize", "latent_crop"):
+    for name in ("epochs", "batch_size", "stats_images", "latent_resize", "latent_crop", "max_side"):
         at_least(name, 1)
     for name in ("workers", "threads", "seed", "warmup_epochs", "weight_decay", "lambda_rate", "lambda_dist"):
         at_least(name, 0)
     for name in ("lr", "codec_lr"):
         at_least(name, 0, inclusive=False)
+    if config.val_fraction is not None and not 0 < config.val_fraction < 1:
+        raise ConfigError("val_fraction", f"must be in (0, 1), got {config.val_fraction}")
+    at_least("sigma", 0, inclusive=False)
+    from cdomain.train.schedules import parse_schedule
+
+    try:
+        parse_schedule(config.schedule)
+    except ValueError as error:
+        raise ConfigError("schedule", str(error)) from None
+    if config.init_backbone is not None and config.init is not None:
+        raise ConfigError("init_backbone", "cannot be combined with --init (a whole checkpoint)")
     if not 1 <= config.fbs <= 64:
         raise ConfigError("fbs", f"must be in 1..64, got {config.fbs}")
     if config.crop is not None and (config.crop < 16 or config.crop % 16):

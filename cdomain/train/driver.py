@@ -135,7 +135,22 @@ class TrainingRun:
             fitting = ", ".join(list_models_for(config.input, self.task.model_task))
             raise ConfigError("model", f"{config.model} is a {spec.task} model on {spec.input} input, not --task "
                                        f"{config.task} --input {config.input}; models for that: {fitting}")
+        if config.init_backbone is not None:
+            self._load_backbone(model, config.init_backbone)
         return model, None
+
+    def _load_backbone(self, model: torch.nn.Module, path: str) -> None:
+        """``--init-backbone``: the model's backbone from a local torchvision-format state dict."""
+        from cdomain.models.backbone import read_state_dict
+
+        if not callable(getattr(model, "load_backbone", None)):
+            raise ConfigError("init_backbone", f"{self.config.model} has no backbone that --init-backbone can load")
+        state = read_state_dict(path)
+        try:
+            loaded = model.load_backbone(state)
+        except ValueError as error:
+            raise ConfigError("init_backbone", f"{path}: {error}") from None
+        self.log(f"backbone initialised from {path}" + (f" ({loaded} tensors)" if isinstance(loaded, int) else ""))
 
     # ------------------------------------------------------------------ run
 
@@ -150,7 +165,12 @@ class TrainingRun:
 
     def _execute(self) -> dict:
         config = self.config
-        self.dataset = open_dataset(config.data, config.task, log=self.log if self.dist.is_main else None)
+        from cdomain.data.crowd_formats import CrowdOptions
+
+        crowd = CrowdOptions(val_fraction=config.val_fraction, density=config.density, sigma=config.sigma,
+                             max_side=config.max_side)
+        self.dataset = open_dataset(config.data, config.task, log=self.log if self.dist.is_main else None,
+                                    format=config.format, crowd=crowd)
         self.kind.setup(self)
         torch.manual_seed(config.seed)
         state, resumed = RunState(best=[None] * len(self.phases)), None

@@ -21,8 +21,9 @@ predictions (the usual convention: a class absent from both has no IoU), and ``p
 correctly labelled pixels / labelled pixels, both in percent; ``miou`` ranks epochs.
 
 Optimiser and schedule: SGD with Nesterov momentum 0.9 (or AdamW), weight decay on weights but
-not on biases and norms, a linear warm-up from lr/10, then cosine decay to zero, stepped per
-batch.
+not on biases and norms, a linear warm-up from lr/10, then cosine decay to zero (or another
+schedule of :mod:`cdomain.train.schedules`: cosine with a floor, per-epoch exponential or step
+decay), stepped per batch.
 """
 
 from __future__ import annotations
@@ -210,6 +211,7 @@ class OptimConfig:
     weight_decay: float = 5e-4  # decoupled for AdamW, L2 for SGD
     momentum: float = 0.9  # SGD only
     warmup_epochs: float = 1.0  # linear warm-up from lr/10
+    schedule: str = "cosine"  # after the warm-up; see cdomain.train.schedules
 
 
 def build_optimizer(model: nn.Module, config: OptimConfig, steps_per_epoch: int, epochs: int):
@@ -228,15 +230,9 @@ def build_optimizer(model: nn.Module, config: OptimConfig, steps_per_epoch: int,
         optimizer = torch.optim.AdamW(groups, lr=config.lr)
     else:
         raise ValueError(f"optimizer must be one of {OPTIMIZERS}, got {config.optimizer!r}")
-    total = max(1, steps_per_epoch * epochs)
-    warmup = min(total - 1, int(config.warmup_epochs * steps_per_epoch))
+    from cdomain.train.schedules import parse_schedule, schedule_factor
 
-    def factor(step: int) -> float:
-        if step < warmup:
-            return 0.1 + 0.9 * step / max(1, warmup)
-        progress = (step - warmup) / max(1, total - warmup)
-        return 0.5 * (1.0 + math.cos(math.pi * min(1.0, progress)))
-
+    factor = schedule_factor(parse_schedule(config.schedule), steps_per_epoch, epochs, config.warmup_epochs)
     return optimizer, torch.optim.lr_scheduler.LambdaLR(optimizer, factor)
 
 
@@ -281,6 +277,9 @@ class Learner(Evaluator):
         inputs, targets = batch
         outputs = self.model(*to_device(inputs, self.device))
         loss, sums = self.task.loss(outputs, targets.to(self.device))
+        extra_loss = getattr(self.module, "extra_loss", None)  # a model's own training term (SASNet's PRA loss)
+        if extra_loss is not None:
+            loss = loss + extra_loss(outputs, targets.to(self.device))
         if not torch.isfinite(loss):
             raise FloatingPointError(f"training loss became {loss.item()}; lower the learning rate (--lr)")
         self.optimizer.zero_grad(set_to_none=True)

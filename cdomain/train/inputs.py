@@ -33,7 +33,8 @@ if TYPE_CHECKING:
 
 
 def optim_config(config) -> OptimConfig:
-    return OptimConfig(config.optimizer, config.lr, config.weight_decay, warmup_epochs=config.warmup_epochs)
+    return OptimConfig(config.optimizer, config.lr, config.weight_decay, warmup_epochs=config.warmup_epochs,
+                       schedule=config.schedule)
 
 
 class JPEGInput:
@@ -46,6 +47,9 @@ class JPEGInput:
             raise ConfigError("input", f"{run.config.data} holds learned-codec bitstreams; read them with "
                                        "--input latent --codec <the codec that wrote them>")
         self.crop = run.config.crop if run.config.crop is not None else (None if run.dataset.embedded else 224)
+        if run.dataset.eval_whole and run.config.crop is None:
+            # real crowd images differ in size: whole images one at a time, or fixed random patches
+            self.crop = None if run.config.batch_size == 1 else 256
 
     def model_kwargs(self, run: "TrainingRun") -> dict:
         return {"fbs": run.config.fbs} if run.config.input == "dct" else {}
@@ -70,8 +74,11 @@ class JPEGInput:
             from cdomain.data.quality import RandomQuality
 
             transform = RandomQuality(config.aug_quality[0], config.aug_quality[1], config.requant)
-        loader = make_loader(spec, self.samples(run, split, quality), train=train, batch_size=config.batch_size,
-                             crop=self.crop, seed=config.seed, workers=config.workers, skip_bad=config.skip_bad,
+        crop, batch_size = self.crop, config.batch_size
+        if run.dataset.eval_whole and not train:  # whole images of varied size, as the papers evaluate
+            crop, batch_size = None, 1
+        loader = make_loader(spec, self.samples(run, split, quality), train=train, batch_size=batch_size,
+                             crop=crop, seed=config.seed, workers=config.workers, skip_bad=config.skip_bad,
                              stats=stats, transform=transform, target=run.dataset.target(split),
                              scale=config.scale if train else None,
                              device=run.device)  # DCT inputs: the batch path, made on the model's device

@@ -34,7 +34,7 @@ def test_required_entry_points_are_registered():
 def test_list_models_for_input_and_task():
     assert list_models_for("latent") == ["cresnet39", "cresnet51", "cresnet_small"]
     assert list_models_for("rgb") == ["resnet18", "resnet50", "resnet_rgb_small"]
-    assert list_models_for("rgb", "density") == ["csrnet", "csrnet_small"]
+    assert list_models_for("rgb", "density") == ["csrnet", "csrnet_small", "sasnet", "sasnet_small"]
     assert list_models_for("dct", "density") == ["csrnet_dct", "csrnet_dct_small"]
     assert list_models_for("latent", "density") == []
     assert list_models_for("rgb", "segmentation") == ["unet_small"]
