@@ -43,7 +43,7 @@ Source = Union[str, "os.PathLike[str]", bytes, bytearray, memoryview, BinaryIO]
 BACKENDS = ("auto", "native", "jpeglib")
 
 
-def read_coefficients(src: Source, *, backend: str = "auto") -> DCTImage:
+def read_coefficients(src: Source, *, backend: str = "auto", strict: bool = True) -> DCTImage:
     """Decode a JPEG as far as its quantized DCT coefficients.
 
     Args:
@@ -52,17 +52,22 @@ def read_coefficients(src: Source, *, backend: str = "auto") -> DCTImage:
             after its first few bytes when they are not a JPEG's start-of-image marker.
         backend: ``"auto"`` (the default: ``"native"``), ``"native"`` or ``"jpeglib"``; see
             the module docstring for how they differ on corrupt data.
+        strict: native backend only. True (the default) refuses corrupt entropy-coded data;
+            False recovers from it as libjpeg does (the coefficients libjpeg returns, bit for
+            bit) and raises only where libjpeg stops with an error.
 
     Raises:
         JPEGError: the source is missing, not a JPEG, truncated, corrupt, or uses an unsupported
             feature (12-bit, lossless, hierarchical, arithmetic coding, CMYK/YCCK). The message
-            names the source and the cause.
+            names the source and the cause. Another image format, 12-bit samples, CMYK/YCCK and
+            RGB-coded files raise the subclass :class:`~cdomain.jpeg.errors.UnsupportedFormat`
+            (see :mod:`cdomain.jpeg.transcode`).
     """
     if backend not in BACKENDS:
         raise ValueError(f"unknown backend {backend!r}; choose from {', '.join(BACKENDS)}")
     data, source, path = _load(src)
     if backend in ("auto", "native"):
-        return native.decode(data, source)
+        return native.decode(data, source, strict=strict)
     header = parse_header(data, source)
     return _decode_with_jpeglib(data, header, path)
 
