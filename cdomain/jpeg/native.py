@@ -200,11 +200,11 @@ def _decode(data: bytes, source: str, lenient: bool) -> DCTImage:
     # NumPy allocates it (calloc: pages of a huge frame that the data never reaches are never
     # touched), and the second call decodes into it.
     err, arg, pos, scans, frame, geometry, coef, quant = _decode_jpeg(
-        buffer, _NO_BUFFER, _NO_MASKS, MAX_PIXELS, MAX_SCANS, lenient)
+        buffer, _NO_BUFFER, _NO_MASKS, MAX_PIXELS, MAX_SCANS, True if lenient else None)
     if err == E_NEED_BUFFER:
         masks = np.zeros(arg // 64 + 1, dtype=np.int64) if frame[2] else _NO_MASKS
         err, arg, pos, scans, frame, geometry, coef, quant = _decode_jpeg(
-            buffer, np.zeros(arg + 64, dtype=np.int16), masks, MAX_PIXELS, MAX_SCANS, lenient)
+            buffer, np.zeros(arg + 64, dtype=np.int16), masks, MAX_PIXELS, MAX_SCANS, True if lenient else None)
     if err != OK:
         if not lenient:
             parse_header(data, source)  # raises with its own message where it sees the cause
@@ -468,6 +468,11 @@ def _decode_jpeg(data, coef, nz, max_pixels, max_scans, lenient):
     Returns ``(error, argument, byte offset, scans, frame, geometry, coef, quant)``: ``frame``
     is ``(height, width, progressive)``, ``geometry`` one row per component (columns ``_G_*``),
     ``quant`` each component's quantization table (natural order).
+
+    ``lenient``: None decodes strictly; True recovers from corrupt data as libjpeg does. None
+    rather than False, so that Numba compiles the strict specialisation with every lenient
+    branch pruned (``lenient is None`` is a constant for a None-typed argument): the strict
+    loops are the ones without the recovery code.
     """
     n = data.shape[0]
     zz = _ZZ
@@ -504,7 +509,7 @@ def _decode_jpeg(data, coef, nz, max_pixels, max_scans, lenient):
                 pos = n
                 break
             if code == -1 or code == 0:
-                if not lenient:
+                if lenient is None:
                     err = E_NO_MARKER
                     arg = nxt if code == -1 else 0
                     break
@@ -757,7 +762,7 @@ def _parse_dqt(data, body, end, qt, qt_defined, zz, lenient):
                 v = (np.int64(data[p + 1 + 2 * i]) << 8) | np.int64(data[p + 2 + 2 * i])
             else:
                 v = np.int64(data[p + 1 + i])
-            if v == 0 and not lenient:  # libjpeg accepts a zero quantizer silently
+            if v == 0 and lenient is None:  # libjpeg accepts a zero quantizer silently
                 return E_DQT_ZERO, p
             qt[tid, zz[i]] = v
         qt_defined[tid] = True
@@ -816,7 +821,7 @@ def _scan_header(data, body, end, geometry, progressive, status, qt_defined, coe
         mcus_x = comps[0, _C_BW]
         mcus_y = comps[0, _C_BH]
     if not progressive:
-        if (ss != 0 or se != 63 or ah != 0 or al != 0) and not lenient:
+        if (ss != 0 or se != 63 or ah != 0 or al != 0) and lenient is None:
             return E_NOT_SEQUENTIAL, zero, comps, zero, zero, zero, zero, zero, zero
         kind = _SEQUENTIAL
     else:
@@ -830,11 +835,11 @@ def _scan_header(data, body, end, geometry, progressive, status, qt_defined, coe
             kind = _AC_FIRST if ah == 0 else _AC_REFINE
         for j in range(ns):
             ci = comps[j, _C_INDEX]
-            if ss > 0 and coef_bits[ci, 0] < 0 and not lenient:
+            if ss > 0 and coef_bits[ci, 0] < 0 and lenient is None:
                 return E_BOGUS_PROGRESSION, zero, comps, zero, zero, zero, zero, zero, zero
             for k in range(ss, se + 1):
                 expected = max(coef_bits[ci, k], 0)
-                if ah != expected and not lenient:
+                if ah != expected and lenient is None:
                     return E_BOGUS_PROGRESSION, zero, comps, zero, zero, zero, zero, zero, zero
     for j in range(ns):
         # Table selectors above 3 name no table; only the tables this kind of scan reads count.
@@ -984,7 +989,7 @@ def _sequential_scan(data, pos, coef, comps, mcus_x, mcus_y, restart, scratch,
         for mx in range(mcus_x):
             if restart > 0:
                 if togo == 0:
-                    if lenient:
+                    if lenient is not None:
                         err, pos, mpos = _resync(data, pos, mpos, rst)
                         if err != OK:
                             return err, rst, pos
@@ -1002,8 +1007,9 @@ def _sequential_scan(data, pos, coef, comps, mcus_x, mcus_y, restart, scratch,
                     pred[:] = 0
                     togo = restart
                 togo -= 1
-            if insufficient:
-                continue  # libjpeg leaves the rest of a segment that ran out of data alone
+            if lenient is not None:
+                if insufficient:
+                    continue  # libjpeg leaves the rest of a segment that ran out of data alone
             for ci in range(ns):
                 dct = comps[ci, _C_DC]
                 act = comps[ci, _C_AC]
@@ -1030,7 +1036,7 @@ def _sequential_scan(data, pos, coef, comps, mcus_x, mcus_y, restart, scratch,
                             sym, length = decode_symbol(acc, bits, dct, lut, maxcode, valoff,
                                                         vals)
                             if sym < 0:
-                                if not lenient:
+                                if lenient is None:
                                     return _bad_code(bits, pad), np.int64(0), pos
                                 sym, length = 0, 17  # libjpeg: 17 bits read, symbol 0
                             bits -= length
@@ -1053,7 +1059,7 @@ def _sequential_scan(data, pos, coef, comps, mcus_x, mcus_y, restart, scratch,
                                 bits -= entry & 255
                                 k += (entry >> 8) & 255
                                 if k > 63:
-                                    if not lenient:
+                                    if lenient is None:
                                         return E_COEF_OVERFLOW, np.int64(0), pos
                                     coef[idx + zz[63]] = entry >> 16  # libjpeg: position 63
                                     break
@@ -1067,7 +1073,7 @@ def _sequential_scan(data, pos, coef, comps, mcus_x, mcus_y, restart, scratch,
                                 bits -= entry & 255
                                 k += (entry >> 8) & 255
                                 if k > 63:
-                                    if not lenient:
+                                    if lenient is None:
                                         return E_COEF_OVERFLOW, np.int64(0), pos
                                     coef[idx + zz[63]] = entry >> 16
                                     break
@@ -1079,7 +1085,7 @@ def _sequential_scan(data, pos, coef, comps, mcus_x, mcus_y, restart, scratch,
                             sym, length = decode_symbol(acc, bits, act, lut, maxcode, valoff,
                                                         vals)
                             if sym < 0:
-                                if not lenient:
+                                if lenient is None:
                                     return _bad_code(bits, pad), np.int64(0), pos
                                 sym, length = 0, 17  # libjpeg: 17 bits read, symbol 0
                             bits -= length
@@ -1089,28 +1095,28 @@ def _sequential_scan(data, pos, coef, comps, mcus_x, mcus_y, restart, scratch,
                                 if r == 0:
                                     break
                                 if r != 15:
-                                    if not lenient:
+                                    if lenient is None:
                                         return E_BAD_SYMBOL, np.int64(sym), pos
                                     break  # libjpeg ends the block
                                 k += 16
                                 if k > 63:
-                                    if not lenient:
+                                    if lenient is None:
                                         return E_COEF_OVERFLOW, np.int64(0), pos
                                     break
                                 continue
                             k += r
                             if k > 63:
-                                if not lenient:
+                                if lenient is None:
                                     return E_COEF_OVERFLOW, np.int64(0), pos
                                 k = 63  # libjpeg's padded natural order writes position 63
                             coef[idx + zz[k]] = extend((acc >> (bits - s)) & ((1 << s) - 1), s)
                             bits -= s
                             k += 1
                         if bits < pad:
-                            if not lenient:
+                            if lenient is None:
                                 return E_DATA_EXHAUSTED, np.int64(0), pos
                             insufficient = True
-    if lenient:
+    if lenient is not None:
         return _after_scan(data, pos, mpos)
     return _end_of_interval(data, pos, bits, pad, mpos)
 
@@ -1140,7 +1146,7 @@ def _progressive_scan(data, pos, coef, nz, comps, mcus_x, mcus_y, restart, scrat
         for mx in range(mcus_x):
             if restart > 0:
                 if togo == 0:
-                    if lenient:
+                    if lenient is not None:
                         err, pos, mpos = _resync(data, pos, mpos, rst)
                         if err != OK:
                             return err, rst, pos
@@ -1159,8 +1165,9 @@ def _progressive_scan(data, pos, coef, nz, comps, mcus_x, mcus_y, restart, scrat
                     eobrun = np.int64(0)
                     togo = restart
                 togo -= 1
-            if insufficient:
-                continue  # libjpeg leaves the rest of a segment that ran out of data alone
+            if lenient is not None:
+                if insufficient:
+                    continue  # libjpeg leaves the rest of a segment that ran out of data alone
             for ci in range(ns):
                 dct = comps[ci, _C_DC]
                 act = comps[ci, _C_AC]
@@ -1190,7 +1197,7 @@ def _progressive_scan(data, pos, coef, nz, comps, mcus_x, mcus_y, restart, scrat
                                     bits -= entry & 255
                                     k += (entry >> 8) & 255
                                     if k > se:
-                                        if not lenient:
+                                        if lenient is None:
                                             return E_COEF_OVERFLOW, np.int64(0), pos
                                         k = min(k, np.int64(63))  # libjpeg writes, then stops
                                         at = idx + zz[k]
@@ -1207,7 +1214,7 @@ def _progressive_scan(data, pos, coef, nz, comps, mcus_x, mcus_y, restart, scrat
                                 sym, length = decode_symbol(acc, bits, act, lut, maxcode, valoff,
                                                             vals)
                                 if sym < 0:
-                                    if not lenient:
+                                    if lenient is None:
                                         return _bad_code(bits, pad), np.int64(0), pos
                                     sym, length = 0, 17
                                 bits -= length
@@ -1217,7 +1224,7 @@ def _progressive_scan(data, pos, coef, nz, comps, mcus_x, mcus_y, restart, scrat
                                     if r == 15:
                                         k += 16
                                         if k > se:
-                                            if not lenient:
+                                            if lenient is None:
                                                 return E_COEF_OVERFLOW, np.int64(0), pos
                                             break
                                         continue
@@ -1229,7 +1236,7 @@ def _progressive_scan(data, pos, coef, nz, comps, mcus_x, mcus_y, restart, scrat
                                     break
                                 k += r
                                 if k > se:
-                                    if not lenient:
+                                    if lenient is None:
                                         return E_COEF_OVERFLOW, np.int64(0), pos
                                     k = min(k, np.int64(63))  # written there; the band ends
                                 value = extend((acc >> (bits - s)) & ((1 << s) - 1), s)
@@ -1253,7 +1260,7 @@ def _progressive_scan(data, pos, coef, nz, comps, mcus_x, mcus_y, restart, scrat
                                     sym, length = decode_symbol(acc, bits, act, lut, maxcode,
                                                                 valoff, vals)
                                     if sym < 0:
-                                        if not lenient:
+                                        if lenient is None:
                                             return _bad_code(bits, pad), np.int64(0), pos
                                         sym, length = 0, 17
                                     bits -= length
@@ -1261,7 +1268,7 @@ def _progressive_scan(data, pos, coef, nz, comps, mcus_x, mcus_y, restart, scrat
                                     s = sym & 15
                                     value = np.int64(0)
                                     if s != 0:
-                                        if s != 1 and not lenient:
+                                        if s != 1 and lenient is None:
                                             return E_REFINE_SIZE, np.int64(0), pos
                                         bits -= 1
                                         value = p1 if (acc >> bits) & 1 else m1
@@ -1289,7 +1296,7 @@ def _progressive_scan(data, pos, coef, nz, comps, mcus_x, mcus_y, restart, scrat
                                         # Too few zeros left in the band: libjpeg corrects every
                                         # nonzero coefficient up to Se and writes a new one
                                         # just past Se (position 63 at most).
-                                        if not lenient:
+                                        if lenient is None:
                                             return E_COEF_OVERFLOW, np.int64(0), pos
                                         target = se + 1
                                         passed = mask & (np.int64(-1) << k)
@@ -1338,7 +1345,7 @@ def _progressive_scan(data, pos, coef, nz, comps, mcus_x, mcus_y, restart, scrat
                             sym, length = decode_symbol(acc, bits, dct, lut, maxcode, valoff,
                                                         vals)
                             if sym < 0:
-                                if not lenient:
+                                if lenient is None:
                                     return _bad_code(bits, pad), np.int64(0), pos
                                 sym, length = 0, 17  # libjpeg: 17 bits read, symbol 0
                             bits -= length
@@ -1353,9 +1360,9 @@ def _progressive_scan(data, pos, coef, nz, comps, mcus_x, mcus_y, restart, scrat
                             if (acc >> bits) & 1:
                                 coef[idx] |= p1
                         if bits < pad:
-                            if not lenient:
+                            if lenient is None:
                                 return E_DATA_EXHAUSTED, np.int64(0), pos
                             insufficient = True
-    if lenient:
+    if lenient is not None:
         return _after_scan(data, pos, mpos)
     return _end_of_interval(data, pos, bits, pad, mpos)
