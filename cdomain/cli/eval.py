@@ -51,6 +51,11 @@ def setup_args() -> argparse.ArgumentParser:
     parser.add_argument("--batch-size", type=int, default=64)
     parser.add_argument("--workers", type=int, default=0)
     parser.add_argument("--skip-bad", action="store_true", help="skip unreadable image files and report how many")
+    parser.add_argument("--lenient", action="store_true",
+                        help="decode corrupt or truncated JPEG data as libjpeg does instead of refusing the file")
+    parser.add_argument("--transcode", action="store_true",
+                        help="read CMYK/YCCK, RGB-coded, 12-bit and non-JPEG images through YCbCr JPEG copies "
+                             "cached in $CDOMAIN_DATA/transcoded")
     parser.add_argument("--device", default="auto")
     parser.add_argument("--output", type=Path, default=None, help="output folder (default: a new runs/eval-<time>)")
     parser.add_argument("--overwrite", action="store_true", help="replace the sweep files of an earlier --output")
@@ -87,6 +92,7 @@ def run_sweep(args: argparse.Namespace) -> dict:
     from cdomain.data.registry import open_dataset
     from cdomain.evaluate.sweep import SweepPoint, metric_of, sweep, write_results
     from cdomain.train.device import resolve_device
+    from cdomain.train.inputs import transcode_dir
 
     for name in ("batch_size", "workers"):
         value = getattr(args, name)
@@ -115,7 +121,8 @@ def run_sweep(args: argparse.Namespace) -> dict:
 
     points = sweep(checkpoints, dataset.split("val"), args.qualities, method=args.requant, crop=crop,
                    batch_size=args.batch_size, workers=args.workers, device=device, progress=show,
-                   target=dataset.target("val"), skip_bad=args.skip_bad)
+                   target=dataset.target("val"), skip_bad=args.skip_bad, strict=not args.lenient,
+                   transcode=transcode_dir() if args.transcode else None)
     written = write_results(points, output)
     print(f"wrote {', '.join(str(path) for path in written.values())}")
     return {"points": points, "written": written, "metric": metric_of(next(iter(checkpoints.values())))}

@@ -30,6 +30,8 @@ def make_loader(
     target: Any = None,
     latent_resize: int | None = 32,
     latent_crop: int | None = 28,
+    strict: bool = True,
+    transcode: Any = None,
 ) -> EpochLoader:
     """Batches for a network that reads ``spec``; training loaders augment, shuffle and drop a
     ragged last batch (unless that batch is all there is)."""
@@ -45,6 +47,7 @@ def make_loader(
     kind = DCTLoader if spec.input == "dct" else RGBLoader
     options = {"fbs": spec.fbs, "layout": spec.layout} if spec.input == "dct" else {}
     loader = kind(source, batch_size=batch_size, crop=crop, augment=train, seed=seed, workers=workers,
-                  skip_bad=skip_bad, stats=stats, transform=transform, target=target, **options)
+                  skip_bad=skip_bad, stats=stats, transform=transform, target=target, strict=strict,
+                  transcode=transcode, **options)
     loader.drop_last = train and len(loader.dataset) >= batch_size
     return loader

@@ -21,6 +21,7 @@ stacks good samples.
 
 from __future__ import annotations
 
+import os
 from dataclasses import dataclass
 from typing import Any, Callable, Iterator, Sequence
 
@@ -39,7 +40,7 @@ from cdomain.data.dct_transforms import (
     to_channels,
 )
 from cdomain.data.folder import DataSource, SampleList, resolve_source
-from cdomain.jpeg.errors import JPEGError
+from cdomain.jpeg.errors import JPEGError, UnsupportedFormat
 from cdomain.jpeg.image import DCTImage
 from cdomain.jpeg.reader import read_coefficients
 from cdomain.models.spec import InputSpec
@@ -50,6 +51,22 @@ class BadSample:
 
     path: str
     cause: str
+
+
+@dataclass(frozen=True)
+class TranscodedSample:
+    """A sample read from a transcoded copy (``transcode``): which file, and why."""
+
+    path: str
+    cause: str
+
+
+@dataclass(frozen=True)
+class Noted:
+    """A loaded sample with a note for the calling process (a :class:`TranscodedSample`)."""
+
+    item: Any
+    note: TranscodedSample
 
 
 @dataclass(frozen=True)
@@ -89,8 +106,11 @@ class SampleDataset(Dataset):
             self.epoch, index = key
         else:
             index = key
+        self.__dict__.pop("note", None)
         try:
-            return self.load(index)
+            item = self.load(index)
+            note = self.__dict__.pop("note", None)  # set by load() for a transcoded file
+            return item if note is None else Noted(item, note)
         except (ValueError, OSError) as error:  # cdomain's errors are ValueErrors; OSError: unreadable file
             if self.skip_bad:
                 return BadSample(self.describe(index), str(error))
@@ -101,8 +121,10 @@ def guarded_collate(dataset: SampleDataset):
     """A collate function that sets bad and failed samples apart before ``dataset.collate``."""
 
     def collate(batch: list) -> tuple[Any, Any, list[BadSample], list[FailedSample]]:
+        notes = [item.note for item in batch if isinstance(item, Noted)]  # travel with the bad ones
+        batch = [item.item if isinstance(item, Noted) else item for item in batch]
         good = [item for item in batch if not isinstance(item, (BadSample, FailedSample))]
-        bad = [item for item in batch if isinstance(item, BadSample)]
+        bad = [item for item in batch if isinstance(item, BadSample)] + notes
         failed = [item for item in batch if isinstance(item, FailedSample)]
         if failed or not good:
             return None, None, bad, failed
@@ -161,6 +183,7 @@ class EpochLoader:
         self.batch_size, self.shuffle, self.seed, self.workers = batch_size, shuffle, int(seed), workers
         self.drop_last = drop_last
         self.skipped_files: list[BadSample] = []
+        self.transcoded_files: list[TranscodedSample] = []
         self.rank, self.world_size = 0, 1
         self._loader: tuple[tuple, DataLoader] | None = None
 
@@ -214,7 +237,8 @@ class EpochLoader:
             for inputs, targets, bad, failed in self._torch_loader():
                 if failed:
                     raise failed[0].error
-                self.skipped_files.extend(bad)
+                self.skipped_files.extend(item for item in bad if isinstance(item, BadSample))
+                self.transcoded_files.extend(item for item in bad if isinstance(item, TranscodedSample))
                 if inputs is not None:
                     yield inputs, targets
         finally:
@@ -249,8 +273,11 @@ class JPEGDataset(SampleDataset):
         backend: str,
         transform: SampleTransform | None = None,
         target: TargetFn | None = None,
+        strict: bool = True,
+        transcode: str | None = None,
     ) -> None:
         self.samples, self.input = samples, input
+        self.strict, self.transcode = strict, transcode
         self.transform, self.target = transform, target
         self.fbs, self.layout, self.crop = fbs, layout, crop
         self.augment, self.flip, self.seed = augment, flip, seed
@@ -265,12 +292,26 @@ class JPEGDataset(SampleDataset):
     def collate(self, items):
         return collate_arrays(items)
 
+    def read(self, path: str) -> DCTImage:
+        """Read ``path`` (``strict`` or lenient); a file refused as an unsupported format is read
+        from its transcoded copy in the ``transcode`` cache folder when one is set, and noted."""
+        try:
+            return read_coefficients(path, backend=self.backend, strict=self.strict)
+        except UnsupportedFormat as error:
+            if self.transcode is None:
+                raise
+            from cdomain.jpeg.transcode import transcoded_path
+
+            image = read_coefficients(transcoded_path(path, self.transcode))
+            self.note = TranscodedSample(path, error.cause)
+            return image
+
     def load_region(self, index: int, stats: bool = True) -> tuple[np.ndarray | tuple[np.ndarray, np.ndarray], Region]:
         """Read, transform, crop, flip and lay out sample ``index``; also say which region.
 
         ``stats=False`` skips normalisation (used to compute the statistics).
         """
-        image = read_coefficients(self.samples.paths[index], backend=self.backend)
+        image = self.read(self.samples.paths[index])
         rng = np.random.default_rng([self.seed, self.epoch, index])
         if self.transform is not None:
             image = self.transform(image, rng)
@@ -346,6 +387,10 @@ class JPEGLoader(EpochLoader):
         transform: a DCT-domain transform of each image right after reading, given the
             sample's random generator (for example a random JPEG quality).
         target: ``target(index, region)`` gives each sample's target (default: its label).
+        strict: False decodes corrupt JPEG data as libjpeg does (``read_coefficients``).
+        transcode: a cache folder: files refused as an unsupported format (CMYK, RGB-coded,
+            12-bit, PNG, ...) are read from YCbCr JPEG copies written there
+            (:mod:`cdomain.jpeg.transcode`) and listed in :attr:`transcoded_files`.
 
     Iterating yields ``(inputs, labels)``; each pass over the loader is one epoch and advances
     the epoch counter used for shuffling and augmentation.
@@ -374,6 +419,8 @@ class JPEGLoader(EpochLoader):
         backend: str = "auto",
         transform: SampleTransform | None = None,
         target: TargetFn | None = None,
+        strict: bool = True,
+        transcode: str | os.PathLike[str] | None = None,
     ) -> None:
         if self.input == "rgb":
             fbs, layout = 1, "merged"
@@ -403,6 +450,8 @@ class JPEGLoader(EpochLoader):
             backend=backend,
             transform=transform,
             target=target,
+            strict=strict,
+            transcode=None if transcode is None else os.fspath(transcode),
         )
         super().__init__(dataset, batch_size=batch_size, shuffle=augment if shuffle is None else shuffle, seed=seed,
                          workers=workers, drop_last=drop_last)

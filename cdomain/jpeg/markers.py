@@ -122,6 +122,14 @@ def describe_non_jpeg(data: bytes) -> str:
     return f"not a JPEG: no start-of-image marker (first bytes {data[:4].hex()})"
 
 
+def non_jpeg_error(data: bytes, source: str) -> JPEGError:
+    """The error for data without a start-of-image marker: :class:`UnsupportedFormat` when the
+    data is an image in another format (a transcoder can convert it), else :class:`JPEGError`."""
+    cause = describe_non_jpeg(data)
+    other_format = any(data.startswith(signature) for signature in _SIGNATURES)
+    return (UnsupportedFormat if other_format else JPEGError)(source, cause)
+
+
 def parse_header(data: bytes, source: str = "<bytes>") -> JPEGHeader:
     """Parse and validate the marker segments of ``data`` up to its first scan.
 
@@ -131,9 +139,7 @@ def parse_header(data: bytes, source: str = "<bytes>") -> JPEGHeader:
     """
     size = len(data)
     if size < 2 or data[0] != 0xFF or data[1] != SOI:
-        cause = describe_non_jpeg(data)
-        kind = UnsupportedFormat if cause.startswith("not a JPEG: the data is") else JPEGError
-        raise kind(source, cause)
+        raise non_jpeg_error(data, source)
     pos = 2
     frame: dict | None = None
     quant_tables: dict[int, np.ndarray] = {}
@@ -172,6 +178,32 @@ def parse_header(data: bytes, source: str = "<bytes>") -> JPEGHeader:
         elif marker not in _APP_OR_COM and marker != DAC:
             raise JPEGError(source, f"corrupt: unknown or unsupported marker 0xFF{marker:02X}")
         pos = next_pos
+
+
+def read_quant_tables(data: bytes) -> dict[int, np.ndarray]:
+    """The quantization tables (natural order) defined before the first scan, by number.
+
+    Walks the marker segments without validating the frame, so it also reads files that
+    :func:`parse_header` refuses (CMYK, 12-bit, ...); stops quietly at anything malformed.
+    """
+    tables: dict[int, np.ndarray] = {}
+    if data[:2] != b"\xff\xd8":
+        return tables
+    pos = 2
+    try:
+        while True:
+            marker, pos = _next_marker(data, pos, "<bytes>")
+            if marker in _STANDALONE:
+                if marker == EOI:
+                    return tables
+                continue
+            body, pos = _segment(data, pos, marker, "<bytes>")
+            if marker == SOS:
+                return tables
+            if marker == DQT:
+                _parse_dqt(body, tables, "<bytes>")
+    except JPEGError:
+        return tables
 
 
 def _segment(data: bytes, pos: int, marker: int, source: str) -> tuple[bytes, int]:

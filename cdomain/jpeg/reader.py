@@ -36,7 +36,7 @@ import numpy as np
 from cdomain.jpeg.errors import JPEGError
 from cdomain.jpeg.image import DCTImage
 from cdomain.jpeg import native
-from cdomain.jpeg.markers import SOI, JPEGHeader, describe_non_jpeg, parse_header
+from cdomain.jpeg.markers import SOI, JPEGHeader, describe_non_jpeg, non_jpeg_error, parse_header
 
 Source = Union[str, "os.PathLike[str]", bytes, bytearray, memoryview, BinaryIO]
 
@@ -111,7 +111,7 @@ def _read_jpeg(handle: BinaryIO, source: str, *, rewind: bool = False) -> bytes:
     """
     head = _read_chunk(handle, HEAD_BYTES, source)
     if len(head) < 2 or head[0] != 0xFF or head[1] != SOI:
-        raise JPEGError(source, describe_non_jpeg(head))
+        raise non_jpeg_error(head, source)
     if len(head) < HEAD_BYTES:
         return head
     if rewind and handle.seekable():

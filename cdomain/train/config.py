@@ -64,6 +64,10 @@ class TrainConfig:
     batch_size: int | None = option(None, "images per batch; default 64 (counting 16)", group="data")
     workers: int = option(0, "data loading worker processes", group="data")
     skip_bad: bool = option(False, "skip unreadable image files and report how many", group="data")
+    lenient: bool = option(False, "decode corrupt or truncated JPEG data as libjpeg does instead of refusing the file",
+                           group="data")
+    transcode: bool = option(False, "read CMYK/YCCK, RGB-coded, 12-bit and non-JPEG images through YCbCr JPEG copies "
+                                    "cached in $CDOMAIN_DATA/transcoded", group="data")
     stats_images: int = option(512, "training images used for the input channel statistics", group="data")
     # quality and mode
     mode: str = option("standard", "standard, npt (fine-tune --init at --target-quality), cpt (curriculum), "

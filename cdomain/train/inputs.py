@@ -29,6 +29,13 @@ if TYPE_CHECKING:
     from cdomain.train.driver import TrainingRun
 
 
+def transcode_dir() -> Path:
+    """Where ``--transcode`` caches its YCbCr copies (shared by runs, keyed by source file)."""
+    from cdomain.data.embedded import data_dir
+
+    return data_dir() / "transcoded"
+
+
 def optim_config(config) -> OptimConfig:
     return OptimConfig(config.optimizer, config.lr, config.weight_decay, warmup_epochs=config.warmup_epochs)
 
@@ -50,11 +57,12 @@ class JPEGInput:
         base = run.dataset.split(split)
         if quality is None:
             return base
+        reading = {"strict": not run.config.lenient, "transcode": transcode_dir() if run.config.transcode else None}
         if run.dist.is_main:
-            samples = reencoded_samples(base, quality, run.config.requant, progress=run.progress)
+            samples = reencoded_samples(base, quality, run.config.requant, progress=run.progress, **reading)
         distributed.barrier()  # the other ranks reuse rank 0's cache
         if not run.dist.is_main:
-            samples = reencoded_samples(base, quality, run.config.requant)
+            samples = reencoded_samples(base, quality, run.config.requant, **reading)
         return samples
 
     def loader(self, run: "TrainingRun", spec: InputSpec, split: str, quality: int | None, train: bool, stats: Any):
@@ -66,7 +74,8 @@ class JPEGInput:
             transform = RandomQuality(config.aug_quality[0], config.aug_quality[1], config.requant)
         loader = make_loader(spec, self.samples(run, split, quality), train=train, batch_size=config.batch_size,
                              crop=self.crop, seed=config.seed, workers=config.workers, skip_bad=config.skip_bad,
-                             stats=stats, transform=transform, target=run.dataset.target(split))
+                             stats=stats, transform=transform, target=run.dataset.target(split),
+                             strict=not config.lenient, transcode=transcode_dir() if config.transcode else None)
         if run.dist.enabled:
             loader.shard(run.dist.rank, run.dist.world_size)
         return loader
