@@ -41,6 +41,24 @@ Corruption is detected strictly where libjpeg only warns and carries on; each of
   ending without EOI, more than ``MAX_SCANS`` scans (against files built to make progressive
   decoding slow).
 
+Markers libjpeg reads without a warning are accepted: RSTn and TEM outside a scan (a restart
+marker right before EOI, say), DNL segments when the frame gives the height, DAC segments, 0xFF
+fill bytes, APPn and COM segments anywhere, data after EOI. Three things libjpeg does not notice
+stay refused in strict mode, because their coefficients are garbage: an AC run past coefficient
+63 (or past the band), an AC symbol that is neither a run/size pair nor EOB/ZRL, and a zero
+quantizer.
+
+``decode(..., strict=False)`` (lenient) first decodes strictly; a file that fails is decoded again
+with libjpeg 6b's recovery, bit-exact with what jpeglib returns: the data is read as if followed by
+EOI markers (libjpeg's file source inserts them at the end of the file); a Huffman code that does
+not exist reads as 17 bits and symbol 0; when a segment's data runs out, the MCU in progress is
+completed with zero bits and the rest of the restart interval left alone; bytes before a marker
+are skipped; a missing or wrong restart marker is resynchronised as ``jpeg_resync_to_restart``
+does; runs past the band end write where libjpeg's padded natural-order table points;
+refinement symbols of size other than 1 count as 1; inconsistent progressions, sequential scans
+with other Ss/Se/Ah/Al, repeated scan components, zero quantizers and bad Huffman tables that no
+scan uses are accepted. Whatever libjpeg stops on still raises :class:`JPEGError`.
+
 Work is bounded by the number of blocks (at most ``MAX_PIXELS`` / 64 per component, checked
 before allocating) times the number of scans; nothing loops on corrupt data.
 """
@@ -612,7 +630,8 @@ def _decode_jpeg(data, coef, nz, max_pixels, max_scans, lenient):
             continue  # ``code`` is the marker after the scan, ``pos`` the offset after it
         if code == 0xC4:  # DHT
             if not probe:
-                err, pos = _parse_dht(data, body, end, status, lut, fast, maxcode, valoff, vals)
+                err, pos = _parse_dht(data, body, end, status, lut, fast, maxcode, valoff, vals,
+                                      lenient)
                 if err != OK:
                     break
         elif code == 0xDB:  # DQT
@@ -725,7 +744,7 @@ def _frame_geometry(frame, sof, ncomp):
 
 
 @njit(nogil=True, cache=True)
-def _parse_dht(data, body, end, status, lut, fast, maxcode, valoff, vals):
+def _parse_dht(data, body, end, status, lut, fast, maxcode, valoff, vals, lenient):
     """Build the tables of a DHT segment; invalid tables are rejected here, as by parse_header."""
     p = body
     while p < end:
@@ -742,7 +761,7 @@ def _parse_dht(data, body, end, status, lut, fast, maxcode, valoff, vals):
         is_dc = (index >> 4) == 0
         slot = (index & 15) + (0 if is_dc else 4)
         state = build_table(data, p + 1, slot, is_dc, status, lut, fast, maxcode, valoff, vals)
-        if state != TABLE_OK:
+        if state != TABLE_OK and lenient is None:  # lenient: refused when a scan uses it, as libjpeg
             return E_BAD_HUFF_TABLE if state == TABLE_OVERSUBSCRIBED else E_BAD_DC_SYMBOL, p
         p += 17 + count
     return OK, p
@@ -795,7 +814,7 @@ def _scan_header(data, body, end, geometry, progressive, status, qt_defined, coe
         if index < 0:
             return E_SOS_COMPONENT, cid, comps, zero, zero, zero, zero, zero, zero
         for i in range(j):
-            if comps[i, _C_INDEX] == index:
+            if comps[i, _C_INDEX] == index and lenient is None:  # libjpeg 6b does not check
                 return E_SOS_DUPLICATE, cid, comps, zero, zero, zero, zero, zero, zero
         if not qt_defined[geometry[index, _G_TQ]]:
             return (E_NO_QUANT_TABLE, geometry[index, _G_TQ], comps, zero, zero, zero, zero,
