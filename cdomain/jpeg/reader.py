@@ -7,7 +7,8 @@ Two backends decode the entropy-coded data; the choice is explicit, never a sile
     validates and decodes the whole stream in compiled code that releases the GIL, and is
     bit-exact with libjpeg. It is strict: entropy-coded data that libjpeg would only warn about (invalid
     Huffman codes, data ending early, extraneous bytes, restart markers out of sequence, ...)
-    raises :class:`JPEGError` instead of returning coefficients patched with zeros.
+    raises :class:`JPEGError` instead of returning coefficients patched with zeros. With
+    ``strict=False`` it recovers from such data exactly as libjpeg does (same coefficients).
 ``"jpeglib"``
     libjpeg through the jpeglib package. The header and every marker segment are first
     validated in Python (:func:`cdomain.jpeg.markers.parse_header`), so malformed files never
