@@ -3,7 +3,8 @@ revision, on the same files, interleaved.
 
 A change to the decoder's compiled loops must not slow the default (strict) path. This loads
 the baseline revision's ``native.py`` as a separate module (compiled separately by Numba),
-decodes the bench_decode corpus with both in alternating rounds (A then B, B then A, ...),
+decodes each file of the bench_decode corpus with both, back to back, in alternating order
+(A then B, B then A, ...) over several rounds,
 and prints each file group's median time per image and the ratio baseline / current
 (above 1: the current decoder is faster), with the machine load.
 
@@ -60,8 +61,8 @@ def main() -> None:
         times = {name: {file: [] for file, _ in files} for name in arms}
         order = list(arms)
         for round_index in range(args.rounds):
-            for name in order if round_index % 2 == 0 else order[::-1]:
-                for file, data in files:
+            for file, data in files:  # per file, both arms back to back: load spikes hit both
+                for name in order if round_index % 2 == 0 else order[::-1]:
                     start = time.perf_counter()
                     arms[name](data)
                     times[name][file].append(time.perf_counter() - start)
