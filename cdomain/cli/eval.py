@@ -92,7 +92,7 @@ def run_sweep(args: argparse.Namespace) -> dict:
     from cdomain.data.registry import open_dataset
     from cdomain.evaluate.sweep import SweepPoint, metric_of, sweep, write_results
     from cdomain.train.device import resolve_device
-    from cdomain.train.inputs import transcode_dir
+    from cdomain.jpeg.transcode import default_cache_dir as transcode_dir
 
     for name in ("batch_size", "workers"):
         value = getattr(args, name)

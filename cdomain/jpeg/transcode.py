@@ -36,6 +36,14 @@ from cdomain.jpeg.tables import estimate_quality
 DEFAULT_QUALITY = 95
 
 
+def default_cache_dir() -> Path:
+    """Where ``--transcode`` caches its copies: ``$CDOMAIN_DATA/transcoded`` (shared by runs;
+    each copy is keyed by its source file)."""
+    from cdomain.data.embedded import data_dir
+
+    return data_dir() / "transcoded"
+
+
 def cache_name(path: str | os.PathLike[str]) -> str:
     """The cache file name of ``path``: a hash of its absolute path, size and mtime, in a
     two-character subfolder (``ab/abcdef....jpg``), so a changed source is transcoded again."""

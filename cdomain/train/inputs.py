@@ -20,6 +20,7 @@ import torch
 
 from cdomain.data.inputs import make_loader
 from cdomain.data.folder import SampleList
+from cdomain.jpeg.transcode import default_cache_dir as transcode_dir
 from cdomain.errors import ConfigError
 from cdomain.models.spec import InputSpec
 from cdomain.train import distributed
@@ -27,13 +28,6 @@ from cdomain.train.engine import Learner, OptimConfig
 
 if TYPE_CHECKING:
     from cdomain.train.driver import TrainingRun
-
-
-def transcode_dir() -> Path:
-    """Where ``--transcode`` caches its YCbCr copies (shared by runs, keyed by source file)."""
-    from cdomain.data.embedded import data_dir
-
-    return data_dir() / "transcoded"
 
 
 def optim_config(config) -> OptimConfig:
