@@ -134,10 +134,12 @@ def test_loader_reads_transcoded_copies_and_counts_them(tmp_path):
              str(write_rgb_coded(tmp_path / "rgb.jpg"))]
     loader = DCTLoader(files, batch_size=4, fbs=4, crop=32, augment=False, skip_bad=True)
     assert sum(len(labels) for _, labels in loader) == 1 and loader.skipped == 3
-    loader = DCTLoader(files, batch_size=4, fbs=4, crop=32, augment=False, transcode=tmp_path / "cache")
-    assert sum(len(labels) for _, labels in loader) == 4
-    assert sorted(note.path for note in loader.transcoded_files) == sorted(files[1:])
-    assert loader.skipped == 0
+    for workers in (0, 1):  # the notes also cross from a worker process
+        loader = DCTLoader(files, batch_size=4, fbs=4, crop=32, augment=False, workers=workers,
+                           transcode=tmp_path / "cache")
+        assert sum(len(labels) for _, labels in loader) == 4
+        assert sorted(note.path for note in loader.transcoded_files) == sorted(files[1:])
+        assert loader.skipped == 0
 
 
 def test_train_and_eval_read_leniently_transcode_and_report(tmp_path, capsys, monkeypatch):
