@@ -44,7 +44,8 @@ class JPEGError(CdomainError):
 
 class UnsupportedFormat(JPEGError):
     """A readable image that cdomain does not decode in the DCT domain: another image format
-    (PNG, GIF, ...), 12-bit samples, CMYK/YCCK or RGB-coded components.
+    (PNG, GIF, ...), 12-bit samples, CMYK/YCCK or RGB-coded components, sampling factors it does
+    not lay out (Cb and Cr sampled differently, factors that do not divide the largest).
 
     Raised instead of a plain :class:`JPEGError` for exactly these causes, so that a data
     pipeline can convert such files (:mod:`cdomain.jpeg.transcode`) and refuse the rest.

@@ -378,14 +378,14 @@ def _build_header(
     )
     for comp in components:
         if header.max_h_samp % comp.h_samp or header.max_v_samp % comp.v_samp:
-            raise JPEGError(
+            raise UnsupportedFormat(
                 source, "sampling factors that do not divide the largest ones are not supported"
             )
     if count == 3 and (components[1].h_samp, components[1].v_samp) != (
         components[2].h_samp,
         components[2].v_samp,
     ):
-        raise JPEGError(source, "Cb and Cr with different sampling factors are not supported")
+        raise UnsupportedFormat(source, "Cb and Cr with different sampling factors are not supported")
     return header
 
 

@@ -1,8 +1,8 @@
 """Transcoding fallback: images cdomain cannot read in the DCT domain, re-encoded as YCbCr JPEG.
 
 Real datasets hold a few files that are not 8-bit YCbCr (or grayscale) JPEGs: ImageNet has
-CMYK JPEGs and PNGs named ``.JPEG``; others hold RGB-coded JPEGs (Adobe transform 0) or 12-bit
-ones. :func:`~cdomain.jpeg.reader.read_coefficients` refuses exactly these with
+CMYK JPEGs and PNGs named ``.JPEG``; others hold RGB-coded JPEGs (Adobe transform 0), 12-bit
+ones, or chroma sampled in ways cdomain does not lay out. :func:`~cdomain.jpeg.reader.read_coefficients` refuses exactly these with
 :class:`~cdomain.jpeg.errors.UnsupportedFormat`; a data pipeline that opts in (``--transcode``)
 calls :func:`transcoded_path` for such a file:
 

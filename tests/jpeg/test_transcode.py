@@ -107,6 +107,22 @@ def test_rgb_coded_and_png_are_transcoded(tmp_path):
     assert image.color_space == "gray"
 
 
+def test_unusual_chroma_sampling_is_transcoded(tmp_path):
+    import jpeglib
+
+    path = tmp_path / "odd.jpg"
+    image = jpeglib.from_spatial(make_image(24, 48, "photo", 6))
+    image.samp_factor = ((2, 2), (1, 1), (2, 1))  # Cb and Cr sampled differently
+    image.write_spatial(str(path), qt=85)
+    with pytest.raises(UnsupportedFormat, match="Cb and Cr"):
+        read_coefficients(path)
+    copy = read_coefficients(transcoded_path(path, tmp_path / "cache"))
+    assert copy.subsampling == "4:2:0" and copy.quality() == 85
+    with Image.open(path) as reference:
+        expected = np.asarray(reference.convert("RGB"))
+    assert psnr(copy.to_rgb(), expected) > one_generation(expected, 85) - 1
+
+
 def test_the_cache_is_reused_and_follows_the_source(tmp_path):
     source = write_png_as_jpg(tmp_path / "a.jpg")
     first = transcoded_path(source, tmp_path / "cache")
