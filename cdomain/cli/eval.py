@@ -70,6 +70,11 @@ def setup_args() -> argparse.ArgumentParser:
     parser.add_argument("--batch-size", type=int, default=64)
     parser.add_argument("--workers", type=int, default=0)
     parser.add_argument("--skip-bad", action="store_true", help="skip unreadable image files and report how many")
+    parser.add_argument("--lenient", action="store_true",
+                        help="decode corrupt or truncated JPEG data as libjpeg does instead of refusing the file")
+    parser.add_argument("--transcode", action="store_true",
+                        help="read CMYK/YCCK, RGB-coded, 12-bit and non-JPEG images through YCbCr JPEG copies "
+                             "cached in $CDOMAIN_DATA/transcoded")
     parser.add_argument("--device", default="auto")
     parser.add_argument("--codec", choices=("jpeg", "h264", "latent"), default="jpeg",
                         help="jpeg: re-encode the validation images at --qualities; h264: encode the clip set "
@@ -121,6 +126,7 @@ def run_sweep(args: argparse.Namespace) -> dict:
     from cdomain.data.registry import open_dataset
     from cdomain.evaluate.sweep import SweepPoint, metric_of, sweep, write_results
     from cdomain.train.device import resolve_device
+    from cdomain.jpeg.transcode import default_cache_dir as transcode_dir
 
     if args.codec == "h264":
         from cdomain.evaluate.h264 import run_h264_sweep
@@ -164,7 +170,8 @@ def run_sweep(args: argparse.Namespace) -> dict:
 
     points = sweep(checkpoints, dataset.split(args.split), args.qualities, method=args.requant, crop=crop,
                    batch_size=batch_size, workers=args.workers, device=device, progress=show,
-                   target=dataset.target(args.split), skip_bad=args.skip_bad)
+                   target=dataset.target(args.split), skip_bad=args.skip_bad, strict=not args.lenient,
+                   transcode=transcode_dir() if args.transcode else None)
     written = write_results(points, output)
     print(f"wrote {', '.join(str(path) for path in written.values())}")
     return {"points": points, "written": written, "metric": metric_of(next(iter(checkpoints.values())))}

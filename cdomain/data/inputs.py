@@ -34,6 +34,8 @@ def make_loader(
     scale: tuple[int, int] | None = None,
     codec: Any = None,
     device: Any = None,
+    strict: bool = True,
+    transcode: Any = None,
 ) -> EpochLoader:
     """Batches for a network that reads ``spec``; training loaders augment, shuffle and drop a
     ragged last batch (unless that batch is all there is). ``device`` puts DCT inputs on the
@@ -50,6 +52,7 @@ def make_loader(
     kind = DCTLoader if spec.input == "dct" else RGBLoader
     options = {"fbs": spec.fbs, "layout": spec.layout, "device": device} if spec.input == "dct" else {}
     loader = kind(source, batch_size=batch_size, crop=crop, augment=train, seed=seed, workers=workers,
-                  skip_bad=skip_bad, stats=stats, transform=transform, target=target, scale=scale, **options)
+                  skip_bad=skip_bad, stats=stats, transform=transform, target=target, scale=scale,
+                  strict=strict, transcode=transcode, **options)
     loader.drop_last = train and len(loader.dataset) >= batch_size
     return loader

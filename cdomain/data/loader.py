@@ -23,6 +23,7 @@ stacks good samples.
 
 from __future__ import annotations
 
+import os
 from dataclasses import dataclass
 from typing import Any, Callable, Iterator, Sequence
 
@@ -45,7 +46,7 @@ from cdomain.data.dct_transforms import (
     to_channels,
 )
 from cdomain.data.folder import DataSource, SampleList, resolve_source
-from cdomain.jpeg.errors import JPEGError
+from cdomain.jpeg.errors import JPEGError, UnsupportedFormat
 from cdomain.jpeg.image import DCTImage
 from cdomain.jpeg.reader import read_coefficients
 from cdomain.models.spec import InputSpec
@@ -56,6 +57,22 @@ class BadSample:
 
     path: str
     cause: str
+
+
+@dataclass(frozen=True)
+class TranscodedSample:
+    """A sample read from a transcoded copy (``transcode``): which file, and why."""
+
+    path: str
+    cause: str
+
+
+@dataclass(frozen=True)
+class Noted:
+    """A loaded sample with a note for the calling process (a :class:`TranscodedSample`)."""
+
+    item: Any
+    note: TranscodedSample
 
 
 @dataclass(frozen=True)
@@ -95,8 +112,11 @@ class SampleDataset(Dataset):
             self.epoch, index = key
         else:
             index = key
+        self.__dict__.pop("note", None)
         try:
-            return self.load(index)
+            item = self.load(index)
+            note = self.__dict__.pop("note", None)  # set by load() for a transcoded file
+            return item if note is None else Noted(item, note)
         except (ValueError, OSError) as error:  # cdomain's errors are ValueErrors; OSError: unreadable file
             if self.skip_bad:
                 return BadSample(self.describe(index), str(error))
@@ -107,8 +127,10 @@ def guarded_collate(dataset: SampleDataset):
     """A collate function that sets bad and failed samples apart before ``dataset.collate``."""
 
     def collate(batch: list) -> tuple[Any, Any, list[BadSample], list[FailedSample]]:
+        notes = [item.note for item in batch if isinstance(item, Noted)]  # travel with the bad ones
+        batch = [item.item if isinstance(item, Noted) else item for item in batch]
         good = [item for item in batch if not isinstance(item, (BadSample, FailedSample))]
-        bad = [item for item in batch if isinstance(item, BadSample)]
+        bad = [item for item in batch if isinstance(item, BadSample)] + notes
         failed = [item for item in batch if isinstance(item, FailedSample)]
         if failed or not good:
             return None, None, bad, failed
@@ -167,6 +189,7 @@ class EpochLoader:
         self.batch_size, self.shuffle, self.seed, self.workers = batch_size, shuffle, int(seed), workers
         self.drop_last = drop_last
         self.skipped_files: list[BadSample] = []
+        self.transcoded_files: list[TranscodedSample] = []
         self.rank, self.world_size = 0, 1
         self.pin_memory = False  # page-locked batches, for a fast copy to a GPU
         self._loader: tuple[tuple, DataLoader] | None = None
@@ -223,7 +246,8 @@ class EpochLoader:
             for inputs, targets, bad, failed in self._torch_loader():
                 if failed:
                     raise failed[0].error
-                self.skipped_files.extend(bad)
+                self.skipped_files.extend(item for item in bad if isinstance(item, BadSample))
+                self.transcoded_files.extend(item for item in bad if isinstance(item, TranscodedSample))
                 if inputs is not None:
                     yield inputs, targets
         finally:
@@ -259,9 +283,12 @@ class JPEGDataset(SampleDataset):
         transform: SampleTransform | None = None,
         target: TargetFn | None = None,
         scale: tuple[int, int] | None = None,
+        strict: bool = True,
+        transcode: str | None = None,
     ) -> None:
         self.scale = scale
         self.samples, self.input = samples, input
+        self.strict, self.transcode = strict, transcode
         self.transform, self.target = transform, target
         self.fbs, self.layout, self.crop = fbs, layout, crop
         self.augment, self.flip, self.seed = augment, flip, seed
@@ -287,7 +314,7 @@ class JPEGDataset(SampleDataset):
         requantization is left to the batch (its target tables travel with the sample)."""
         from cdomain.data.batch_path import pack_sample
 
-        image = read_coefficients(self.samples.paths[index], backend=self.backend)
+        image = self.read(self.samples.paths[index])
         rng = SampleRandom(self.seed, self.epoch, index)
         targets = None
         rescaled = self.augment and self.scale is not None
@@ -308,12 +335,26 @@ class JPEGDataset(SampleDataset):
             region = Region(region.top, region.left, region.height, region.width, flipped=True)
         return pack_sample(image, self.fbs, self.layout, box, flipped, targets), region
 
+    def read(self, path: str) -> DCTImage:
+        """Read ``path`` (``strict`` or lenient); a file refused as an unsupported format is read
+        from its transcoded copy in the ``transcode`` cache folder when one is set, and noted."""
+        try:
+            return read_coefficients(path, backend=self.backend, strict=self.strict)
+        except UnsupportedFormat as error:
+            if self.transcode is None:
+                raise
+            from cdomain.jpeg.transcode import transcoded_path
+
+            image = read_coefficients(transcoded_path(path, self.transcode))
+            self.note = TranscodedSample(path, error.cause)
+            return image
+
     def load_region(self, index: int, stats: bool = True) -> tuple[np.ndarray | tuple[np.ndarray, np.ndarray], Region]:
         """Read, transform, crop, flip and lay out sample ``index``; also say which region.
 
         ``stats=False`` skips normalisation (used to compute the statistics).
         """
-        image = read_coefficients(self.samples.paths[index], backend=self.backend)
+        image = self.read(self.samples.paths[index])
         rng = SampleRandom(self.seed, self.epoch, index)
         if self.transform is not None:
             image = self.transform(image, rng)
@@ -411,6 +452,10 @@ class JPEGLoader(EpochLoader):
             torch's current stream; ``"cpu"``: the Numba CPU kernels) makes the inputs,
             identical to those of the default per-sample path (``device=None``). Inputs then
             arrive on ``device``; targets stay on the CPU.
+        strict: False decodes corrupt JPEG data as libjpeg does (``read_coefficients``).
+        transcode: a cache folder: files refused as an unsupported format (CMYK, RGB-coded,
+            12-bit, PNG, ...) are read from YCbCr JPEG copies written there
+            (:mod:`cdomain.jpeg.transcode`) and listed in :attr:`transcoded_files`.
 
     Iterating yields ``(inputs, labels)``; each pass over the loader is one epoch and advances
     the epoch counter used for shuffling and augmentation.
@@ -441,6 +486,8 @@ class JPEGLoader(EpochLoader):
         target: TargetFn | None = None,
         scale: tuple[int, int] | None = None,
         device: str | torch.device | None = None,
+        strict: bool = True,
+        transcode: str | os.PathLike[str] | None = None,
     ) -> None:
         if scale is not None and scale_factors(scale) != (1,) and crop is None:
             raise ValueError("scale (a downscale range) needs crop, the size every sample is cut to")
@@ -475,6 +522,8 @@ class JPEGLoader(EpochLoader):
             transform=transform,
             target=target,
             scale=None if scale is None or scale_factors(scale) == (1,) else tuple(scale),
+            strict=strict,
+            transcode=None if transcode is None else os.fspath(transcode),
         )
         super().__init__(dataset, batch_size=batch_size, shuffle=augment if shuffle is None else shuffle, seed=seed,
                          workers=workers, drop_last=drop_last)

@@ -33,7 +33,7 @@ from cdomain.jpeg.encode import (
     write_coefficients,
     write_jpeg,
 )
-from cdomain.jpeg.errors import JPEGError
+from cdomain.jpeg.errors import JPEGError, UnsupportedFormat
 from cdomain.jpeg.image import DCTImage
 from cdomain.jpeg.reader import read_coefficients
 
@@ -56,11 +56,15 @@ def reencoded_samples(
     *,
     cache_dir: str | os.PathLike[str] | None = None,
     progress: bool = False,
+    strict: bool = True,
+    transcode: str | os.PathLike[str] | None = None,
 ) -> SampleList:
     """The same samples (same order and labels) re-encoded at IJG ``quality``, cached on disk.
 
     Unreadable source files keep their original path, so a loader with ``skip_bad`` skips and
-    counts them exactly as it would have.
+    counts them exactly as it would have. ``strict=False`` reads corrupt files as libjpeg does;
+    ``transcode`` (a cache folder) reads unsupported formats through their transcoded copies
+    (:mod:`cdomain.jpeg.transcode`).
     """
     if method not in METHODS:
         raise ValueError(f"re-encoding method must be one of {METHODS}, got {method!r}")
@@ -79,7 +83,7 @@ def reencoded_samples(
         pending, desc=f"re-encoding at q{quality} ({method})", unit="img", disable=not progress, leave=False
     ):
         try:
-            image = read_coefficients(source)
+            image = _read_source(source, strict, transcode)
         except JPEGError:
             paths[index] = source
             continue
@@ -89,6 +93,17 @@ def reencoded_samples(
             subsampling = image.subsampling if image.subsampling in SUBSAMPLING_FACTORS else "4:2:0"
             write_jpeg(image.to_rgb(), target, quality, subsampling)
     return SampleList(tuple(paths), samples.labels, samples.classes)
+
+
+def _read_source(source: str, strict: bool, transcode: str | os.PathLike[str] | None) -> DCTImage:
+    try:
+        return read_coefficients(source, strict=strict)
+    except UnsupportedFormat:
+        if transcode is None:
+            raise
+        from cdomain.jpeg.transcode import transcoded_path
+
+        return read_coefficients(transcoded_path(source, transcode))
 
 
 @dataclass(frozen=True)

@@ -49,21 +49,24 @@ class SweepPoint:
     images: int
     skipped: int = 0  # unreadable files skipped (--skip-bad)
     mse: float | None = None  # counting: the literature's "MSE", the root of the mean squared count error
+    transcoded: int = 0  # files read through YCbCr JPEG copies (--transcode)
 
 
-def compressed_size(samples: SampleList, skip_bad: bool = False) -> tuple[float, float]:
-    """Mean file size in bytes and mean bits per pixel of the sample files (readable ones with ``skip_bad``)."""
+def compressed_size(samples: SampleList, skip_bad: bool = False, strict: bool = True,
+                    transcode=None) -> tuple[float, float]:
+    """Mean file size in bytes and mean bits per pixel of the sample files (readable ones with ``skip_bad``;
+    transcoded copies for unsupported formats with ``transcode``; lenient reading without ``strict``)."""
     sizes, bpp = [], []
     for path in samples.paths:
         try:
             data = Path(path).read_bytes()
-            header = parse_header(data, path)
+            data, height, width = _sized(data, path, strict, transcode)
         except (OSError, ValueError):
             if skip_bad:
                 continue
             raise
         sizes.append(len(data))
-        bpp.append(8 * len(data) / (header.height * header.width))
+        bpp.append(8 * len(data) / (height * width))
     return float(np.mean(sizes)), float(np.mean(bpp))
 
 
@@ -71,6 +74,30 @@ def compressed_size(samples: SampleList, skip_bad: bool = False) -> tuple[float,
 SWEEP_METRICS = {"classification": ("accuracy", "acc"), "density": ("mae", "mae"), "segmentation": ("miou", "miou")}
 #: Axis labels of the sweep metrics.
 METRIC_LABELS = {"accuracy": "accuracy (%)", "mae": "counting MAE (people)", "miou": "mIoU (%)"}
+
+
+def _sized(data: bytes, path: str, strict: bool, transcode) -> tuple[bytes, int, int]:
+    """``(bytes, height, width)`` of a sample file: its own, or its transcoded copy's for an
+    unsupported format (``transcode``); without ``strict``, the frame of a file only lenient
+    reading accepts."""
+    from cdomain.jpeg.errors import JPEGError, UnsupportedFormat
+    from cdomain.jpeg.reader import read_coefficients
+
+    try:
+        header = parse_header(data, path)
+        return data, header.height, header.width
+    except UnsupportedFormat:
+        if transcode is None:
+            raise
+        from cdomain.jpeg.transcode import transcoded_path
+
+        copy = transcoded_path(path, transcode)
+        return _sized(copy.read_bytes(), str(copy), True, None)
+    except JPEGError:
+        if strict:
+            raise
+        image = read_coefficients(data, strict=False)
+        return data, image.height, image.width
 
 
 def metric_of(checkpoint: Checkpoint) -> str:
@@ -94,6 +121,8 @@ def evaluate_checkpoint(
     device: torch.device = torch.device("cpu"),
     target=None,
     skip_bad: bool = False,
+    strict: bool = True,
+    transcode=None,
 ) -> dict:
     """Loss and metrics of ``checkpoint`` on ``samples``, loaded the way it was trained.
 
@@ -105,9 +134,10 @@ def evaluate_checkpoint(
         raise CheckpointError(f"{checkpoint.path}: JPEG quality sweeps need a network on dct or rgb input "
                               "(networks on latents: --codec latent)")
     loader = make_loader(spec, samples, train=False, batch_size=batch_size, crop=crop, workers=workers,
-                         stats=checkpoint.stats, target=target, skip_bad=skip_bad)
+                         stats=checkpoint.stats, target=target, skip_bad=skip_bad, strict=strict, transcode=transcode)
     result = evaluate(checkpoint.model, task_of_model(spec.task), loader, device)
     result["skipped"] = loader.skipped
+    result["transcoded"] = len({note.path for note in loader.transcoded_files})
     return result
 
 
@@ -125,19 +155,24 @@ def sweep(
     progress=None,
     target=None,
     skip_bad: bool = False,
+    strict: bool = True,
+    transcode=None,
 ) -> list[SweepPoint]:
     """Evaluate every checkpoint at every quality (and on the original files)."""
     points = []
     levels: list[int | None] = ([None] if include_original else []) + list(qualities)
     for quality in levels:
-        data = samples if quality is None else reencoded_samples(samples, quality, method)
-        mean_bytes, bpp = compressed_size(data, skip_bad)
+        data = samples if quality is None else reencoded_samples(samples, quality, method, strict=strict,
+                                                                 transcode=transcode)
+        mean_bytes, bpp = compressed_size(data, skip_bad, strict, transcode)
         for name, checkpoint in checkpoints.items():
             result = evaluate_checkpoint(checkpoint, data, crop=crop, batch_size=batch_size, workers=workers,
-                                         device=device, target=target, skip_bad=skip_bad)
+                                         device=device, target=target, skip_bad=skip_bad, strict=strict,
+                                         transcode=transcode)
             metric = metric_of(checkpoint)
             point = SweepPoint(name, quality, metric, metric_value(checkpoint, result), result["loss"], mean_bytes, bpp,
-                               result["images"], result["skipped"], result.get("mse") if metric == "mae" else None)
+                               result["images"], result["skipped"], result.get("mse") if metric == "mae" else None,
+                               result["transcoded"])
             points.append(point)
             if progress is not None:
                 progress(point)

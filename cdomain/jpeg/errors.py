@@ -40,3 +40,13 @@ class JPEGError(CdomainError):
     def __reduce__(self):
         args = self.args if self.source is None else (self.source, self.cause)
         return (self.__class__, args, self.__dict__ or None)
+
+
+class UnsupportedFormat(JPEGError):
+    """A readable image that cdomain does not decode in the DCT domain: another image format
+    (PNG, GIF, ...), 12-bit samples, CMYK/YCCK or RGB-coded components, sampling factors it does
+    not lay out (Cb and Cr sampled differently, factors that do not divide the largest).
+
+    Raised instead of a plain :class:`JPEGError` for exactly these causes, so that a data
+    pipeline can convert such files (:mod:`cdomain.jpeg.transcode`) and refuse the rest.
+    """

@@ -16,7 +16,7 @@ import re
 
 import numpy as np
 
-from cdomain.jpeg.errors import JPEGError
+from cdomain.jpeg.errors import JPEGError, UnsupportedFormat
 from cdomain.jpeg.tables import ZIGZAG
 
 #: Largest image accepted, in pixels; larger headers are rejected before allocation.
@@ -44,6 +44,7 @@ _SUPPORTED_SOF = (0xC0, 0xC1, 0xC2)
 _STANDALONE = set(range(0xD0, 0xD8)) | {0x01, SOI, EOI}
 _RST = range(0xD0, 0xD8)
 _APP_OR_COM = set(range(0xE0, 0xF0)) | {0xFE}
+DAC = 0xCC  # arithmetic-coding conditioning: libjpeg skips it in a Huffman-coded file
 
 #: The next marker after entropy-coded data: 0xFF not followed by a stuffed 0x00, an RSTn or fill.
 _MARKER_AFTER_DATA = re.compile(rb"\xff(?=[^\x00\xd0-\xd7\xff])")
@@ -121,6 +122,14 @@ def describe_non_jpeg(data: bytes) -> str:
     return f"not a JPEG: no start-of-image marker (first bytes {data[:4].hex()})"
 
 
+def non_jpeg_error(data: bytes, source: str) -> JPEGError:
+    """The error for data without a start-of-image marker: :class:`UnsupportedFormat` when the
+    data is an image in another format (a transcoder can convert it), else :class:`JPEGError`."""
+    cause = describe_non_jpeg(data)
+    other_format = any(data.startswith(signature) for signature in _SIGNATURES)
+    return (UnsupportedFormat if other_format else JPEGError)(source, cause)
+
+
 def parse_header(data: bytes, source: str = "<bytes>") -> JPEGHeader:
     """Parse and validate the marker segments of ``data`` up to its first scan.
 
@@ -130,7 +139,7 @@ def parse_header(data: bytes, source: str = "<bytes>") -> JPEGHeader:
     """
     size = len(data)
     if size < 2 or data[0] != 0xFF or data[1] != SOI:
-        raise JPEGError(source, describe_non_jpeg(data))
+        raise non_jpeg_error(data, source)
     pos = 2
     frame: dict | None = None
     quant_tables: dict[int, np.ndarray] = {}
@@ -142,9 +151,7 @@ def parse_header(data: bytes, source: str = "<bytes>") -> JPEGHeader:
         if marker in _STANDALONE:
             if marker == EOI:
                 raise JPEGError(source, "end-of-image marker before any scan: no image data")
-            if marker in _RST:
-                raise JPEGError(source, f"corrupt: restart marker RST{marker - 0xD0} outside a scan")
-            continue
+            continue  # RSTn and TEM outside a scan: parameterless, libjpeg skips them
         body, next_pos = _segment(data, pos, marker, source)
         if marker == SOS:
             if frame is None:
@@ -165,12 +172,38 @@ def parse_header(data: bytes, source: str = "<bytes>") -> JPEGHeader:
         elif marker == DRI:
             restart_interval = _parse_dri(body, source)
         elif marker == DNL:
-            raise JPEGError(source, "height defined by a DNL marker is not supported")
+            pass  # libjpeg skips DNL segments; a zero frame height is refused at the scan
         elif marker == APP14 and body[:5] == b"Adobe" and len(body) >= 12:
             adobe_transform = body[11]
-        elif marker not in _APP_OR_COM:
+        elif marker not in _APP_OR_COM and marker != DAC:
             raise JPEGError(source, f"corrupt: unknown or unsupported marker 0xFF{marker:02X}")
         pos = next_pos
+
+
+def read_quant_tables(data: bytes) -> dict[int, np.ndarray]:
+    """The quantization tables (natural order) defined before the first scan, by number.
+
+    Walks the marker segments without validating the frame, so it also reads files that
+    :func:`parse_header` refuses (CMYK, 12-bit, ...); stops quietly at anything malformed.
+    """
+    tables: dict[int, np.ndarray] = {}
+    if data[:2] != b"\xff\xd8":
+        return tables
+    pos = 2
+    try:
+        while True:
+            marker, pos = _next_marker(data, pos, "<bytes>")
+            if marker in _STANDALONE:
+                if marker == EOI:
+                    return tables
+                continue
+            body, pos = _segment(data, pos, marker, "<bytes>")
+            if marker == SOS:
+                return tables
+            if marker == DQT:
+                _parse_dqt(body, tables, "<bytes>")
+    except JPEGError:
+        return tables
 
 
 def _segment(data: bytes, pos: int, marker: int, source: str) -> tuple[bytes, int]:
@@ -237,6 +270,8 @@ def _check_rest_of_stream(header: JPEGHeader, data: bytes, pos: int, huffman_tab
         marker, pos = _next_marker(data, found.start(), source)
         if marker == EOI:
             return
+        if marker in _RST or marker == 0x01:
+            continue  # parameterless; libjpeg skips them (a restart marker before EOI, say)
         if marker in _STANDALONE:
             raise JPEGError(source, f"corrupt: unexpected marker 0xFF{marker:02X} between scans")
         body, pos = _segment(data, pos, marker, source)
@@ -248,7 +283,7 @@ def _check_rest_of_stream(header: JPEGHeader, data: bytes, pos: int, huffman_tab
             _parse_dqt(body, header.quant_tables, source)
         elif marker == DRI:
             _parse_dri(body, source)
-        elif marker not in _APP_OR_COM:
+        elif marker not in _APP_OR_COM and marker not in (DNL, DAC):
             raise JPEGError(source, f"corrupt: unexpected marker 0xFF{marker:02X} after the first scan")
 
 
@@ -305,7 +340,7 @@ def _build_header(
     precision, height, width = frame["precision"], frame["height"], frame["width"]
     components: tuple[FrameComponent, ...] = frame["components"]
     if precision != 8:
-        raise JPEGError(source, f"{precision}-bit samples are not supported (only 8-bit)")
+        raise UnsupportedFormat(source, f"{precision}-bit samples are not supported (only 8-bit)")
     if height == 0:
         raise JPEGError(source, "height defined by a DNL marker is not supported")
     if width == 0:
@@ -315,7 +350,7 @@ def _build_header(
     count = len(components)
     if count == 4:
         kind = "YCCK" if adobe_transform == 2 else "CMYK"
-        raise JPEGError(source, f"{kind} JPEGs (4 components) are not supported")
+        raise UnsupportedFormat(source, f"{kind} JPEGs (4 components) are not supported")
     if count not in (1, 3):
         raise JPEGError(source, f"{count}-component JPEGs are not supported (only 1 or 3)")
     if len({c.ident for c in components}) != count:
@@ -323,7 +358,7 @@ def _build_header(
     if count == 3 and (
         adobe_transform == 0 or (adobe_transform is None and [c.ident for c in components] == [82, 71, 66])
     ):
-        raise JPEGError(source, "RGB-coded JPEGs (no YCbCr transform) are not supported")
+        raise UnsupportedFormat(source, "RGB-coded JPEGs (no YCbCr transform) are not supported")
     for comp in components:
         if not (1 <= comp.h_samp <= 4 and 1 <= comp.v_samp <= 4):
             raise JPEGError(source, f"invalid sampling factors {comp.h_samp}x{comp.v_samp}")
@@ -343,14 +378,14 @@ def _build_header(
     )
     for comp in components:
         if header.max_h_samp % comp.h_samp or header.max_v_samp % comp.v_samp:
-            raise JPEGError(
+            raise UnsupportedFormat(
                 source, "sampling factors that do not divide the largest ones are not supported"
             )
     if count == 3 and (components[1].h_samp, components[1].v_samp) != (
         components[2].h_samp,
         components[2].v_samp,
     ):
-        raise JPEGError(source, "Cb and Cr with different sampling factors are not supported")
+        raise UnsupportedFormat(source, "Cb and Cr with different sampling factors are not supported")
     return header
 
 

@@ -41,6 +41,24 @@ Corruption is detected strictly where libjpeg only warns and carries on; each of
   ending without EOI, more than ``MAX_SCANS`` scans (against files built to make progressive
   decoding slow).
 
+Markers libjpeg reads without a warning are accepted: RSTn and TEM outside a scan (a restart
+marker right before EOI, say), DNL segments when the frame gives the height, DAC segments, 0xFF
+fill bytes, APPn and COM segments anywhere, data after EOI. Three things libjpeg does not notice
+stay refused in strict mode, because their coefficients are garbage: an AC run past coefficient
+63 (or past the band), an AC symbol that is neither a run/size pair nor EOB/ZRL, and a zero
+quantizer.
+
+``decode(..., strict=False)`` (lenient) first decodes strictly; a file that fails is decoded again
+with libjpeg 6b's recovery, bit-exact with what jpeglib returns: the data is read as if followed by
+EOI markers (libjpeg's file source inserts them at the end of the file); a Huffman code that does
+not exist reads as 17 bits and symbol 0; when a segment's data runs out, the MCU in progress is
+completed with zero bits and the rest of the restart interval left alone; bytes before a marker
+are skipped; a missing or wrong restart marker is resynchronised as ``jpeg_resync_to_restart``
+does; runs past the band end write where libjpeg's padded natural-order table points;
+refinement symbols of size other than 1 count as 1; inconsistent progressions, sequential scans
+with other Ss/Se/Ah/Al, repeated scan components, zero quantizers and bad Huffman tables that no
+scan uses are accepted. Whatever libjpeg stops on still raises :class:`JPEGError`.
+
 Work is bounded by the number of blocks (at most ``MAX_PIXELS`` / 64 per component, checked
 before allocating) times the number of scans; nothing loops on corrupt data.
 """
@@ -52,7 +70,7 @@ from numba import njit
 from numba.cpython.unsafe.numbers import trailing_zeros
 from numba.extending import overload
 
-from cdomain.jpeg.errors import JPEGError
+from cdomain.jpeg.errors import JPEGError, UnsupportedFormat
 from cdomain.jpeg.image import DCTImage
 from cdomain.jpeg.markers import MAX_PIXELS, parse_header
 from cdomain.jpeg.tables import ZIGZAG
@@ -111,6 +129,7 @@ E_COMPONENTS = 39
 E_RGB = 40
 E_SAMPLING = 41
 E_DQT_ZERO = 42
+E_EXTRA_SCAN = 44
 E_NEED_BUFFER = 43  # not an error: the first call's request for the coefficient buffer
 
 _MESSAGES = {
@@ -157,6 +176,7 @@ _MESSAGES = {
     E_RGB: "RGB-coded JPEGs (no YCbCr transform) are not supported",
     E_SAMPLING: "unsupported or invalid sampling factors",
     E_DQT_ZERO: "quantization table with a zero entry",
+    E_EXTRA_SCAN: "corrupt: another scan after a sequential scan of every component",
 }
 
 # Scan kinds.
@@ -169,24 +189,45 @@ _C_H, _C_V, _C_BW, _C_BH, _C_OFF, _C_DC, _C_AC, _C_INDEX = range(8)
 _G_ID, _G_H, _G_V, _G_BW, _G_BH, _G_OFF, _G_TQ = range(7)
 
 
-def decode(data: bytes, source: str = "<bytes>") -> DCTImage:
+def decode(data: bytes, source: str = "<bytes>", *, strict: bool = True) -> DCTImage:
     """Decode a whole JPEG file held in ``data`` to its quantized DCT coefficients.
 
-    Raises :class:`JPEGError` naming ``source`` and the cause for anything unsupported or
-    corrupt (see the module docstring for what counts as corrupt).
+    ``strict`` (the default) raises :class:`JPEGError` naming ``source`` and the cause for
+    anything unsupported or corrupt (see the module docstring for what counts as corrupt).
+    ``strict=False`` recovers from corrupt or truncated entropy-coded data as libjpeg does
+    (see :data:`LENIENT_TAIL` and the module docstring) and raises only where libjpeg stops
+    with an error. A file strict decoding accepts is never decoded a second time.
     """
+    try:
+        return _decode(data, source, False)
+    except JPEGError:
+        if strict:
+            raise
+    return _decode(data + LENIENT_TAIL, source, True)
+
+
+#: Appended to the data in lenient mode: libjpeg's file source inserts a fake EOI marker
+#: (FF D9) whenever it is asked for bytes past the end of the file, so a truncated file reads
+#: as if followed by EOI markers, also inside a marker segment cut short (up to 65535 bytes).
+LENIENT_TAIL = b"\xff\xd9" * 32770
+
+
+def _decode(data: bytes, source: str, lenient: bool) -> DCTImage:
     buffer = np.frombuffer(data, dtype=np.uint8)
     # First call: headers up to the first scan, validated; it returns the buffer size needed.
     # NumPy allocates it (calloc: pages of a huge frame that the data never reaches are never
     # touched), and the second call decodes into it.
     err, arg, pos, scans, frame, geometry, coef, quant = _decode_jpeg(
-        buffer, _NO_BUFFER, _NO_MASKS, MAX_PIXELS, MAX_SCANS)
+        buffer, _NO_BUFFER, _NO_MASKS, MAX_PIXELS, MAX_SCANS, True if lenient else None)
     if err == E_NEED_BUFFER:
         masks = np.zeros(arg // 64 + 1, dtype=np.int64) if frame[2] else _NO_MASKS
         err, arg, pos, scans, frame, geometry, coef, quant = _decode_jpeg(
-            buffer, np.zeros(arg + 64, dtype=np.int16), masks, MAX_PIXELS, MAX_SCANS)
+            buffer, np.zeros(arg + 64, dtype=np.int16), masks, MAX_PIXELS, MAX_SCANS, True if lenient else None)
     if err != OK:
-        parse_header(data, source)  # raises with its own message where it sees the cause
+        if not lenient:
+            parse_header(data, source)  # raises with its own message where it sees the cause
+        else:
+            _unsupported_feature(data[: -len(LENIENT_TAIL)], source)
         cause = _MESSAGES[int(err)].format(arg=int(arg))
         where = f"scan {int(scans)}, byte {int(pos)}" if scans > 0 else f"byte {int(pos)}"
         raise JPEGError(source, f"{cause} ({where})")
@@ -204,6 +245,17 @@ def decode(data: bytes, source: str = "<bytes>") -> DCTImage:
         progressive=bool(progressive),
         source=source,
     )
+
+
+def _unsupported_feature(data: bytes, source: str) -> None:
+    """Lenient failures: name an unsupported format or feature in parse_header's words when
+    that is the cause (what a transcoding fallback looks for), otherwise return."""
+    try:
+        parse_header(data, source)
+    except UnsupportedFormat:
+        raise
+    except JPEGError:
+        pass
 
 
 def _lowest_bit(mask):
@@ -423,7 +475,7 @@ def _next_marker(data, pos):
 
 
 @njit(nogil=True, cache=True)
-def _decode_jpeg(data, coef, nz, max_pixels, max_scans):
+def _decode_jpeg(data, coef, nz, max_pixels, max_scans, lenient):
     """Decode a whole JPEG stream into ``coef``.
 
     ``coef`` receives every component's blocks one after the other (int16, natural order) plus
@@ -434,6 +486,11 @@ def _decode_jpeg(data, coef, nz, max_pixels, max_scans):
     Returns ``(error, argument, byte offset, scans, frame, geometry, coef, quant)``: ``frame``
     is ``(height, width, progressive)``, ``geometry`` one row per component (columns ``_G_*``),
     ``quant`` each component's quantization table (natural order).
+
+    ``lenient``: None decodes strictly; True recovers from corrupt data as libjpeg does. None
+    rather than False, so that Numba compiles the strict specialisation with every lenient
+    branch pruned (``lenient is None`` is a constant for a None-typed argument): the strict
+    loops are the ones without the recovery code.
     """
     n = data.shape[0]
     zz = _ZZ
@@ -455,6 +512,7 @@ def _decode_jpeg(data, coef, nz, max_pixels, max_scans):
     ncomp = np.int64(0)
     precision = np.int64(0)
     seen_sof = False
+    single_scan = False
     mcus_x = np.int64(0)
     mcus_y = np.int64(0)
     if n < 2 or data[0] != 0xFF or data[1] != 0xD8:
@@ -469,9 +527,16 @@ def _decode_jpeg(data, coef, nz, max_pixels, max_scans):
                 pos = n
                 break
             if code == -1 or code == 0:
-                err = E_NO_MARKER
-                arg = nxt if code == -1 else 0
-                break
+                if lenient is None:
+                    err = E_NO_MARKER
+                    arg = nxt if code == -1 else 0
+                    break
+                # libjpeg's next_marker: skip bytes (and stuffed FF 00) up to the next marker.
+                code, mark, nxt = _find_marker(data, pos)
+                if code < 0:
+                    err = E_TRUNCATED
+                    pos = n
+                    break
             pos = nxt
         if code == 0xD9:  # EOI
             if scans == 0:
@@ -486,8 +551,13 @@ def _decode_jpeg(data, coef, nz, max_pixels, max_scans):
                     for k in range(64):
                         quant[ci, k] = qt[tid, k]
             break
-        if code == 0xD8 or code == 0x01 or 0xD0 <= code <= 0xD7:
-            err = E_SOI if code == 0xD8 else (E_RST_OUTSIDE if code != 0x01 else E_UNKNOWN_MARKER)
+        if code == 0x01 or 0xD0 <= code <= 0xD7:
+            # RSTn and TEM outside a scan (a restart marker right before EOI, say): libjpeg
+            # reads them as parameterless markers, without a warning.
+            code = np.int64(-3)
+            continue
+        if code == 0xD8:
+            err = E_SOI
             arg = code
             break
         if pos + 2 > n:
@@ -523,16 +593,22 @@ def _decode_jpeg(data, coef, nz, max_pixels, max_scans):
                     vmax = max(vmax, geometry[i, _G_V])
                 mcus_x = -(-frame[1] // (8 * hmax))
                 mcus_y = -(-frame[0] // (8 * vmax))
+            if single_scan:
+                # libjpeg: a sequential file whose first scan codes every component has one
+                # scan ("Didn't expect more than one scan").
+                err = E_EXTRA_SCAN
+                break
             scans += 1
             if scans > max_scans:
                 err = E_TOO_MANY_SCANS
                 break
             err, arg, comps, kind, ss, se, al, sx, sy = _scan_header(
                 data, body, end, geometry, frame[2] != 0, status, qt_defined, coef_bits,
-                mcus_x, mcus_y)
+                mcus_x, mcus_y, lenient)
             if err != OK:
                 pos = body
                 break
+            single_scan = scans == 1 and frame[2] == 0 and comps.shape[0] == ncomp
             for j in range(comps.shape[0]):  # latch tables as libjpeg does
                 ci = comps[j, _C_INDEX]
                 if not latched[ci]:
@@ -543,23 +619,24 @@ def _decode_jpeg(data, coef, nz, max_pixels, max_scans):
             if kind == _SEQUENTIAL:
                 err, code, pos = _sequential_scan(data, end, coef, comps, sx, sy, restart,
                                                   scratch, lut, fast, maxcode, valoff, vals,
-                                                  _ZZ_U)
+                                                  _ZZ_U, lenient)
             else:
                 err, code, pos = _progressive_scan(data, end, coef, nz, comps, sx, sy, restart,
                                                    scratch, kind, ss, se, al, lut, fast,
-                                                   maxcode, valoff, vals, zz)
+                                                   maxcode, valoff, vals, zz, lenient)
             if err != OK:
                 arg = code
                 break
             continue  # ``code`` is the marker after the scan, ``pos`` the offset after it
         if code == 0xC4:  # DHT
             if not probe:
-                err, pos = _parse_dht(data, body, end, status, lut, fast, maxcode, valoff, vals)
+                err, pos = _parse_dht(data, body, end, status, lut, fast, maxcode, valoff, vals,
+                                      lenient)
                 if err != OK:
                     break
         elif code == 0xDB:  # DQT
             if not probe:
-                err, pos = _parse_dqt(data, body, end, qt, qt_defined, zz)
+                err, pos = _parse_dqt(data, body, end, qt, qt_defined, zz, lenient)
                 if err != OK:
                     break
         elif code == 0xDD:  # DRI
@@ -593,14 +670,13 @@ def _decode_jpeg(data, coef, nz, max_pixels, max_scans):
                 sof[i, 2] = data[body + 7 + 3 * i] & 15
                 sof[i, 3] = data[body + 8 + 3 * i]
         elif code == 0xDC:
-            err = E_DNL
-            break
+            pass  # DNL: libjpeg skips the segment (a zero frame height is refused at the scan)
         elif code == 0xEE:  # APP14: the Adobe colour transform, before the first scan
             if (scans == 0 and length >= 14 and data[body] == 0x41 and data[body + 1] == 0x64
                     and data[body + 2] == 0x6F and data[body + 3] == 0x62
                     and data[body + 4] == 0x65):
                 adobe = np.int64(data[body + 11])
-        elif not (0xE0 <= code <= 0xEF or code == 0xFE):
+        elif not (0xE0 <= code <= 0xEF or code == 0xFE or code == 0xCC):  # 0xCC: DAC, skipped
             err = E_UNKNOWN_MARKER
             arg = code
             break
@@ -668,7 +744,7 @@ def _frame_geometry(frame, sof, ncomp):
 
 
 @njit(nogil=True, cache=True)
-def _parse_dht(data, body, end, status, lut, fast, maxcode, valoff, vals):
+def _parse_dht(data, body, end, status, lut, fast, maxcode, valoff, vals, lenient):
     """Build the tables of a DHT segment; invalid tables are rejected here, as by parse_header."""
     p = body
     while p < end:
@@ -685,14 +761,14 @@ def _parse_dht(data, body, end, status, lut, fast, maxcode, valoff, vals):
         is_dc = (index >> 4) == 0
         slot = (index & 15) + (0 if is_dc else 4)
         state = build_table(data, p + 1, slot, is_dc, status, lut, fast, maxcode, valoff, vals)
-        if state != TABLE_OK:
+        if state != TABLE_OK and lenient is None:  # lenient: refused when a scan uses it, as libjpeg
             return E_BAD_HUFF_TABLE if state == TABLE_OVERSUBSCRIBED else E_BAD_DC_SYMBOL, p
         p += 17 + count
     return OK, p
 
 
 @njit(nogil=True, cache=True)
-def _parse_dqt(data, body, end, qt, qt_defined, zz):
+def _parse_dqt(data, body, end, qt, qt_defined, zz, lenient):
     p = body
     while p < end:
         prec = np.int64(data[p]) >> 4
@@ -705,7 +781,7 @@ def _parse_dqt(data, body, end, qt, qt_defined, zz):
                 v = (np.int64(data[p + 1 + 2 * i]) << 8) | np.int64(data[p + 2 + 2 * i])
             else:
                 v = np.int64(data[p + 1 + i])
-            if v == 0:
+            if v == 0 and lenient is None:  # libjpeg accepts a zero quantizer silently
                 return E_DQT_ZERO, p
             qt[tid, zz[i]] = v
         qt_defined[tid] = True
@@ -715,7 +791,7 @@ def _parse_dqt(data, body, end, qt, qt_defined, zz):
 
 @njit(nogil=True, cache=True)
 def _scan_header(data, body, end, geometry, progressive, status, qt_defined, coef_bits,
-                 mcus_x, mcus_y):
+                 mcus_x, mcus_y, lenient):
     """Parse and validate an SOS header at ``data[body:end]`` as libjpeg and parse_header do.
 
     Returns ``(error, argument, components, kind, Ss, Se, Al, MCUs across, MCUs down)``;
@@ -738,7 +814,7 @@ def _scan_header(data, body, end, geometry, progressive, status, qt_defined, coe
         if index < 0:
             return E_SOS_COMPONENT, cid, comps, zero, zero, zero, zero, zero, zero
         for i in range(j):
-            if comps[i, _C_INDEX] == index:
+            if comps[i, _C_INDEX] == index and lenient is None:  # libjpeg 6b does not check
                 return E_SOS_DUPLICATE, cid, comps, zero, zero, zero, zero, zero, zero
         if not qt_defined[geometry[index, _G_TQ]]:
             return (E_NO_QUANT_TABLE, geometry[index, _G_TQ], comps, zero, zero, zero, zero,
@@ -764,7 +840,7 @@ def _scan_header(data, body, end, geometry, progressive, status, qt_defined, coe
         mcus_x = comps[0, _C_BW]
         mcus_y = comps[0, _C_BH]
     if not progressive:
-        if ss != 0 or se != 63 or ah != 0 or al != 0:
+        if (ss != 0 or se != 63 or ah != 0 or al != 0) and lenient is None:
             return E_NOT_SEQUENTIAL, zero, comps, zero, zero, zero, zero, zero, zero
         kind = _SEQUENTIAL
     else:
@@ -778,11 +854,11 @@ def _scan_header(data, body, end, geometry, progressive, status, qt_defined, coe
             kind = _AC_FIRST if ah == 0 else _AC_REFINE
         for j in range(ns):
             ci = comps[j, _C_INDEX]
-            if ss > 0 and coef_bits[ci, 0] < 0:
+            if ss > 0 and coef_bits[ci, 0] < 0 and lenient is None:
                 return E_BOGUS_PROGRESSION, zero, comps, zero, zero, zero, zero, zero, zero
             for k in range(ss, se + 1):
                 expected = max(coef_bits[ci, k], 0)
-                if ah != expected:
+                if ah != expected and lenient is None:
                     return E_BOGUS_PROGRESSION, zero, comps, zero, zero, zero, zero, zero, zero
     for j in range(ns):
         # Table selectors above 3 name no table; only the tables this kind of scan reads count.
@@ -833,6 +909,68 @@ def _end_of_interval(data, pos, bits, pad, mpos):
 
 
 @njit(nogil=True, cache=True)
+def _find_marker(data, p):
+    """libjpeg's ``next_marker`` from offset ``p``: skip other bytes and stuffed FF 00 pairs up
+    to the next marker; return ``(code, offset of its first 0xFF, offset after it)``, code -2
+    when the data ends first."""
+    n = data.shape[0]
+    while True:
+        while p < n and data[p] != 0xFF:
+            p += 1
+        q = p
+        while q < n and data[q] == 0xFF:
+            q += 1
+        if q >= n:
+            return np.int64(-2), n, n
+        if data[q] != 0:
+            return np.int64(data[q]), p, q + 1
+        p = q + 1
+
+
+@njit(nogil=True, cache=True)
+def _after_scan(data, pos, mpos):
+    """Lenient end of a scan: the next marker, whatever lies before it (libjpeg warns about
+    extraneous bytes and skips them); returns as :func:`_end_of_interval`."""
+    code, mark, after = _find_marker(data, mpos if mpos >= 0 else pos)
+    if code < 0:
+        return E_TRUNCATED, np.int64(0), data.shape[0]
+    return OK, code, after
+
+
+@njit(nogil=True, cache=True)
+def _resync(data, pos, mpos, rst):
+    """Lenient restart, as libjpeg's ``read_restart_marker`` and ``jpeg_resync_to_restart``.
+
+    Takes the marker the reader met (``mpos``) or the next one after ``pos``. RST``rst``, or a
+    restart marker too far from it, is consumed; one of the next two restart markers or any
+    other marker from SOF0 up is left unread (the interval decodes as empty data); an earlier
+    restart marker or an invalid marker is skipped, and the decision repeats on the next one.
+    Returns ``(error, offset, mpos)``: ``mpos`` is the offset of a marker left unread, or -1.
+    """
+    code, mark, after = _find_marker(data, mpos if mpos >= 0 else pos)
+    while True:
+        if code < 0:
+            return E_TRUNCATED, data.shape[0], np.int64(-1)
+        if code == 0xD0 + rst:
+            return OK, after, np.int64(-1)
+        if code < 0xC0:
+            action = 2
+        elif code < 0xD0 or code > 0xD7:
+            action = 3
+        elif code == 0xD0 + ((rst + 1) & 7) or code == 0xD0 + ((rst + 2) & 7):
+            action = 3
+        elif code == 0xD0 + ((rst - 1) & 7) or code == 0xD0 + ((rst - 2) & 7):
+            action = 2
+        else:
+            action = 1
+        if action == 1:
+            return OK, after, np.int64(-1)
+        if action == 3:
+            return OK, mark, mark
+        code, mark, after = _find_marker(data, after)
+
+
+@njit(nogil=True, cache=True)
 def _bad_code(bits, pad):
     """An undecodable bit pattern is reported as such, unless the 16 bits looked at reach past
     the end of the data (into the zero bits appended there): then the data ran out."""
@@ -852,7 +990,7 @@ def _restart(data, pos, bits, pad, mpos, rst):
 
 @njit(nogil=True, cache=True)
 def _sequential_scan(data, pos, coef, comps, mcus_x, mcus_y, restart, scratch,
-                     lut, fast, maxcode, valoff, vals, zz):
+                     lut, fast, maxcode, valoff, vals, zz, lenient):
     """Decode one baseline/extended sequential scan (T.81 Annex F) into ``coef``.
 
     Returns ``(error, next marker code or error argument, offset)``.
@@ -862,6 +1000,7 @@ def _sequential_scan(data, pos, coef, comps, mcus_x, mcus_y, restart, scratch,
     bits = np.int64(0)
     pad = np.int64(0)
     mpos = np.int64(-1)
+    insufficient = False
     pred = np.zeros(4, dtype=np.int64)
     togo = restart
     rst = np.int64(0)
@@ -869,17 +1008,27 @@ def _sequential_scan(data, pos, coef, comps, mcus_x, mcus_y, restart, scratch,
         for mx in range(mcus_x):
             if restart > 0:
                 if togo == 0:
-                    err, arg, pos = _restart(data, pos, bits, pad, mpos, rst)
-                    if err != OK:
-                        return err, arg, pos
+                    if lenient is not None:
+                        err, pos, mpos = _resync(data, pos, mpos, rst)
+                        if err != OK:
+                            return err, rst, pos
+                        if mpos < 0:
+                            insufficient = False
+                    else:
+                        err, arg, pos = _restart(data, pos, bits, pad, mpos, rst)
+                        if err != OK:
+                            return err, arg, pos
+                        mpos = np.int64(-1)
                     rst = (rst + 1) & 7
                     acc = np.int64(0)
                     bits = np.int64(0)
                     pad = np.int64(0)
-                    mpos = np.int64(-1)
                     pred[:] = 0
                     togo = restart
                 togo -= 1
+            if lenient is not None:
+                if insufficient:
+                    continue  # libjpeg leaves the rest of a segment that ran out of data alone
             for ci in range(ns):
                 dct = comps[ci, _C_DC]
                 act = comps[ci, _C_AC]
@@ -906,7 +1055,9 @@ def _sequential_scan(data, pos, coef, comps, mcus_x, mcus_y, restart, scratch,
                             sym, length = decode_symbol(acc, bits, dct, lut, maxcode, valoff,
                                                         vals)
                             if sym < 0:
-                                return _bad_code(bits, pad), np.int64(0), pos
+                                if lenient is None:
+                                    return _bad_code(bits, pad), np.int64(0), pos
+                                sym, length = 0, 17  # libjpeg: 17 bits read, symbol 0
                             bits -= length
                             diff = np.int64(0)
                             if sym != 0:
@@ -927,7 +1078,10 @@ def _sequential_scan(data, pos, coef, comps, mcus_x, mcus_y, restart, scratch,
                                 bits -= entry & 255
                                 k += (entry >> 8) & 255
                                 if k > 63:
-                                    return E_COEF_OVERFLOW, np.int64(0), pos
+                                    if lenient is None:
+                                        return E_COEF_OVERFLOW, np.int64(0), pos
+                                    coef[idx + zz[63]] = entry >> 16  # libjpeg: position 63
+                                    break
                                 coef[idx + zz[k]] = entry >> 16  # unsigned index: no wraparound
                                 k += 1
                                 if k == 64:
@@ -938,7 +1092,10 @@ def _sequential_scan(data, pos, coef, comps, mcus_x, mcus_y, restart, scratch,
                                 bits -= entry & 255
                                 k += (entry >> 8) & 255
                                 if k > 63:
-                                    return E_COEF_OVERFLOW, np.int64(0), pos
+                                    if lenient is None:
+                                        return E_COEF_OVERFLOW, np.int64(0), pos
+                                    coef[idx + zz[63]] = entry >> 16
+                                    break
                                 coef[idx + zz[k]] = entry >> 16
                                 k += 1
                                 continue
@@ -947,7 +1104,9 @@ def _sequential_scan(data, pos, coef, comps, mcus_x, mcus_y, restart, scratch,
                             sym, length = decode_symbol(acc, bits, act, lut, maxcode, valoff,
                                                         vals)
                             if sym < 0:
-                                return _bad_code(bits, pad), np.int64(0), pos
+                                if lenient is None:
+                                    return _bad_code(bits, pad), np.int64(0), pos
+                                sym, length = 0, 17  # libjpeg: 17 bits read, symbol 0
                             bits -= length
                             r = sym >> 4
                             s = sym & 15
@@ -955,25 +1114,35 @@ def _sequential_scan(data, pos, coef, comps, mcus_x, mcus_y, restart, scratch,
                                 if r == 0:
                                     break
                                 if r != 15:
-                                    return E_BAD_SYMBOL, np.int64(sym), pos
+                                    if lenient is None:
+                                        return E_BAD_SYMBOL, np.int64(sym), pos
+                                    break  # libjpeg ends the block
                                 k += 16
                                 if k > 63:
-                                    return E_COEF_OVERFLOW, np.int64(0), pos
+                                    if lenient is None:
+                                        return E_COEF_OVERFLOW, np.int64(0), pos
+                                    break
                                 continue
                             k += r
                             if k > 63:
-                                return E_COEF_OVERFLOW, np.int64(0), pos
+                                if lenient is None:
+                                    return E_COEF_OVERFLOW, np.int64(0), pos
+                                k = 63  # libjpeg's padded natural order writes position 63
                             coef[idx + zz[k]] = extend((acc >> (bits - s)) & ((1 << s) - 1), s)
                             bits -= s
                             k += 1
                         if bits < pad:
-                            return E_DATA_EXHAUSTED, np.int64(0), pos
+                            if lenient is None:
+                                return E_DATA_EXHAUSTED, np.int64(0), pos
+                            insufficient = True
+    if lenient is not None:
+        return _after_scan(data, pos, mpos)
     return _end_of_interval(data, pos, bits, pad, mpos)
 
 
 @njit(nogil=True, cache=True)
 def _progressive_scan(data, pos, coef, nz, comps, mcus_x, mcus_y, restart, scratch, kind,
-                      ss, se, al, lut, fast, maxcode, valoff, vals, zz):
+                      ss, se, al, lut, fast, maxcode, valoff, vals, zz, lenient):
     """Decode one progressive scan (T.81 Annex G) into ``coef``, in the order of libjpeg's
     ``jdphuff.c``; returns as :func:`_sequential_scan`.
 
@@ -985,6 +1154,7 @@ def _progressive_scan(data, pos, coef, nz, comps, mcus_x, mcus_y, restart, scrat
     bits = np.int64(0)
     pad = np.int64(0)
     mpos = np.int64(-1)
+    insufficient = False
     pred = np.zeros(4, dtype=np.int64)
     eobrun = np.int64(0)
     p1 = np.int64(1) << al
@@ -995,18 +1165,28 @@ def _progressive_scan(data, pos, coef, nz, comps, mcus_x, mcus_y, restart, scrat
         for mx in range(mcus_x):
             if restart > 0:
                 if togo == 0:
-                    err, arg, pos = _restart(data, pos, bits, pad, mpos, rst)
-                    if err != OK:
-                        return err, arg, pos
+                    if lenient is not None:
+                        err, pos, mpos = _resync(data, pos, mpos, rst)
+                        if err != OK:
+                            return err, rst, pos
+                        if mpos < 0:
+                            insufficient = False
+                    else:
+                        err, arg, pos = _restart(data, pos, bits, pad, mpos, rst)
+                        if err != OK:
+                            return err, arg, pos
+                        mpos = np.int64(-1)
                     rst = (rst + 1) & 7
                     acc = np.int64(0)
                     bits = np.int64(0)
                     pad = np.int64(0)
-                    mpos = np.int64(-1)
                     pred[:] = 0
                     eobrun = np.int64(0)
                     togo = restart
                 togo -= 1
+            if lenient is not None:
+                if insufficient:
+                    continue  # libjpeg leaves the rest of a segment that ran out of data alone
             for ci in range(ns):
                 dct = comps[ci, _C_DC]
                 act = comps[ci, _C_AC]
@@ -1036,7 +1216,14 @@ def _progressive_scan(data, pos, coef, nz, comps, mcus_x, mcus_y, restart, scrat
                                     bits -= entry & 255
                                     k += (entry >> 8) & 255
                                     if k > se:
-                                        return E_COEF_OVERFLOW, np.int64(0), pos
+                                        if lenient is None:
+                                            return E_COEF_OVERFLOW, np.int64(0), pos
+                                        k = min(k, np.int64(63))  # libjpeg writes, then stops
+                                        at = idx + zz[k]
+                                        coef[at] = (entry >> 16) << al
+                                        if coef[at] != 0:
+                                            nz[idx >> 6] |= np.int64(1) << k
+                                        break
                                     at = idx + zz[k]
                                     coef[at] = (entry >> 16) << al
                                     if coef[at] != 0:
@@ -1046,7 +1233,9 @@ def _progressive_scan(data, pos, coef, nz, comps, mcus_x, mcus_y, restart, scrat
                                 sym, length = decode_symbol(acc, bits, act, lut, maxcode, valoff,
                                                             vals)
                                 if sym < 0:
-                                    return _bad_code(bits, pad), np.int64(0), pos
+                                    if lenient is None:
+                                        return _bad_code(bits, pad), np.int64(0), pos
+                                    sym, length = 0, 17
                                 bits -= length
                                 r = sym >> 4
                                 s = sym & 15
@@ -1054,7 +1243,9 @@ def _progressive_scan(data, pos, coef, nz, comps, mcus_x, mcus_y, restart, scrat
                                     if r == 15:
                                         k += 16
                                         if k > se:
-                                            return E_COEF_OVERFLOW, np.int64(0), pos
+                                            if lenient is None:
+                                                return E_COEF_OVERFLOW, np.int64(0), pos
+                                            break
                                         continue
                                     eobrun = np.int64(1) << r
                                     if r > 0:
@@ -1064,7 +1255,9 @@ def _progressive_scan(data, pos, coef, nz, comps, mcus_x, mcus_y, restart, scrat
                                     break
                                 k += r
                                 if k > se:
-                                    return E_COEF_OVERFLOW, np.int64(0), pos
+                                    if lenient is None:
+                                        return E_COEF_OVERFLOW, np.int64(0), pos
+                                    k = min(k, np.int64(63))  # written there; the band ends
                                 value = extend((acc >> (bits - s)) & ((1 << s) - 1), s)
                                 bits -= s
                                 at = idx + zz[k]
@@ -1086,13 +1279,15 @@ def _progressive_scan(data, pos, coef, nz, comps, mcus_x, mcus_y, restart, scrat
                                     sym, length = decode_symbol(acc, bits, act, lut, maxcode,
                                                                 valoff, vals)
                                     if sym < 0:
-                                        return _bad_code(bits, pad), np.int64(0), pos
+                                        if lenient is None:
+                                            return _bad_code(bits, pad), np.int64(0), pos
+                                        sym, length = 0, 17
                                     bits -= length
                                     r = sym >> 4
                                     s = sym & 15
                                     value = np.int64(0)
                                     if s != 0:
-                                        if s != 1:
+                                        if s != 1 and lenient is None:
                                             return E_REFINE_SIZE, np.int64(0), pos
                                         bits -= 1
                                         value = p1 if (acc >> bits) & 1 else m1
@@ -1113,10 +1308,19 @@ def _progressive_scan(data, pos, coef, nz, comps, mcus_x, mcus_y, restart, scrat
                                         if zeros == 0:
                                             break
                                         zeros ^= np.int64(1) << _lowest_bit(zeros)
-                                    if zeros == 0:
-                                        return E_COEF_OVERFLOW, np.int64(0), pos
-                                    target = _lowest_bit(zeros)
-                                    passed = mask & (np.int64(-1) << k) & ~(np.int64(-1) << target)
+                                    if zeros != 0:
+                                        target = _lowest_bit(zeros)
+                                        passed = mask & (np.int64(-1) << k) & ~(np.int64(-1) << target)
+                                    else:
+                                        # Too few zeros left in the band: libjpeg corrects every
+                                        # nonzero coefficient up to Se and writes a new one
+                                        # just past Se (position 63 at most).
+                                        if lenient is None:
+                                            return E_COEF_OVERFLOW, np.int64(0), pos
+                                        target = se + 1
+                                        passed = mask & (np.int64(-1) << k)
+                                        if target < 64:
+                                            passed &= ~(np.int64(-1) << target)
                                     while passed != 0:
                                         j = _lowest_bit(passed)
                                         passed ^= np.int64(1) << j
@@ -1130,6 +1334,8 @@ def _progressive_scan(data, pos, coef, nz, comps, mcus_x, mcus_y, restart, scrat
                                             coef[at] = c + p1 if c >= 0 else c + m1
                                     k = target
                                     if value != 0:
+                                        if k > 63:  # lenient only: past a band ending at 63
+                                            k = 63
                                         coef[idx + zz[k]] = value
                                         mask |= np.int64(1) << k
                                     k += 1
@@ -1158,7 +1364,9 @@ def _progressive_scan(data, pos, coef, nz, comps, mcus_x, mcus_y, restart, scrat
                             sym, length = decode_symbol(acc, bits, dct, lut, maxcode, valoff,
                                                         vals)
                             if sym < 0:
-                                return _bad_code(bits, pad), np.int64(0), pos
+                                if lenient is None:
+                                    return _bad_code(bits, pad), np.int64(0), pos
+                                sym, length = 0, 17  # libjpeg: 17 bits read, symbol 0
                             bits -= length
                             if sym != 0:
                                 pred[ci] += extend((acc >> (bits - sym)) & ((1 << sym) - 1), sym)
@@ -1171,5 +1379,9 @@ def _progressive_scan(data, pos, coef, nz, comps, mcus_x, mcus_y, restart, scrat
                             if (acc >> bits) & 1:
                                 coef[idx] |= p1
                         if bits < pad:
-                            return E_DATA_EXHAUSTED, np.int64(0), pos
+                            if lenient is None:
+                                return E_DATA_EXHAUSTED, np.int64(0), pos
+                            insufficient = True
+    if lenient is not None:
+        return _after_scan(data, pos, mpos)
     return _end_of_interval(data, pos, bits, pad, mpos)

@@ -7,7 +7,8 @@ Two backends decode the entropy-coded data; the choice is explicit, never a sile
     validates and decodes the whole stream in compiled code that releases the GIL, and is
     bit-exact with libjpeg. It is strict: entropy-coded data that libjpeg would only warn about (invalid
     Huffman codes, data ending early, extraneous bytes, restart markers out of sequence, ...)
-    raises :class:`JPEGError` instead of returning coefficients patched with zeros.
+    raises :class:`JPEGError` instead of returning coefficients patched with zeros. With
+    ``strict=False`` it recovers from such data exactly as libjpeg does (same coefficients).
 ``"jpeglib"``
     libjpeg through the jpeglib package. The header and every marker segment are first
     validated in Python (:func:`cdomain.jpeg.markers.parse_header`), so malformed files never
@@ -36,14 +37,14 @@ import numpy as np
 from cdomain.jpeg.errors import JPEGError
 from cdomain.jpeg.image import DCTImage
 from cdomain.jpeg import native
-from cdomain.jpeg.markers import SOI, JPEGHeader, describe_non_jpeg, parse_header
+from cdomain.jpeg.markers import SOI, JPEGHeader, describe_non_jpeg, non_jpeg_error, parse_header
 
 Source = Union[str, "os.PathLike[str]", bytes, bytearray, memoryview, BinaryIO]
 
 BACKENDS = ("auto", "native", "jpeglib")
 
 
-def read_coefficients(src: Source, *, backend: str = "auto") -> DCTImage:
+def read_coefficients(src: Source, *, backend: str = "auto", strict: bool = True) -> DCTImage:
     """Decode a JPEG as far as its quantized DCT coefficients.
 
     Args:
@@ -52,17 +53,22 @@ def read_coefficients(src: Source, *, backend: str = "auto") -> DCTImage:
             after its first few bytes when they are not a JPEG's start-of-image marker.
         backend: ``"auto"`` (the default: ``"native"``), ``"native"`` or ``"jpeglib"``; see
             the module docstring for how they differ on corrupt data.
+        strict: native backend only. True (the default) refuses corrupt entropy-coded data;
+            False recovers from it as libjpeg does (the coefficients libjpeg returns, bit for
+            bit) and raises only where libjpeg stops with an error.
 
     Raises:
         JPEGError: the source is missing, not a JPEG, truncated, corrupt, or uses an unsupported
             feature (12-bit, lossless, hierarchical, arithmetic coding, CMYK/YCCK). The message
-            names the source and the cause.
+            names the source and the cause. Another image format, 12-bit samples, CMYK/YCCK and
+            RGB-coded files raise the subclass :class:`~cdomain.jpeg.errors.UnsupportedFormat`
+            (see :mod:`cdomain.jpeg.transcode`).
     """
     if backend not in BACKENDS:
         raise ValueError(f"unknown backend {backend!r}; choose from {', '.join(BACKENDS)}")
     data, source, path = _load(src)
     if backend in ("auto", "native"):
-        return native.decode(data, source)
+        return native.decode(data, source, strict=strict)
     header = parse_header(data, source)
     return _decode_with_jpeglib(data, header, path)
 
@@ -106,7 +112,7 @@ def _read_jpeg(handle: BinaryIO, source: str, *, rewind: bool = False) -> bytes:
     """
     head = _read_chunk(handle, HEAD_BYTES, source)
     if len(head) < 2 or head[0] != 0xFF or head[1] != SOI:
-        raise JPEGError(source, describe_non_jpeg(head))
+        raise non_jpeg_error(head, source)
     if len(head) < HEAD_BYTES:
         return head
     if rewind and handle.seekable():

@@ -71,6 +71,10 @@ class TrainConfig:
     batch_size: int | None = option(None, "images per batch; default 64 (counting, segmentation 16)", group="data")
     workers: int = option(0, "data loading worker processes", group="data")
     skip_bad: bool = option(False, "skip unreadable image files and report how many", group="data")
+    lenient: bool = option(False, "decode corrupt or truncated JPEG data as libjpeg does instead of refusing the file",
+                           group="data")
+    transcode: bool = option(False, "read CMYK/YCCK, RGB-coded, 12-bit and non-JPEG images through YCbCr JPEG copies "
+                                    "cached in $CDOMAIN_DATA/transcoded", group="data")
     stats_images: int = option(512, "training images used for the input channel statistics", group="data")
     scale: tuple[int, ...] = option((1, 1), "training crops: LOW,HIGH range of DCT-domain downscale factors (1, 2, 4); "
                                             "each image draws one and its crop covers that many times --crop",

@@ -85,6 +85,7 @@ class TrainingRun:
                                   target_quality=config.target_quality, curriculum=config.curriculum)
         self.kind = input_kind(config)
         self.bad_files: dict[str, str] = {}
+        self.transcoded_files: dict[str, str] = {}  # --transcode: path -> why it was converted
 
     # ------------------------------------------------------------------ setup
 
@@ -238,6 +239,8 @@ class TrainingRun:
         def on_epoch_end(epoch: int, record: dict) -> None:
             for bad in (*train.skipped_files, *getattr(val, "skipped_files", ())):
                 self.bad_files.setdefault(bad.path, bad.cause)
+            for note in (*getattr(train, "transcoded_files", ()), *getattr(val, "transcoded_files", ())):
+                self.transcoded_files.setdefault(note.path, note.cause)
             record = {"phase": index + 1, "phase_name": phase.name, "quality": phase.val_quality, **record,
                       **self.kind.epoch_extras(self, val)}
             state.phase, state.epoch = index, epoch
@@ -307,6 +310,8 @@ class TrainingRun:
             atomic_write(self.output / run_folder.SUMMARY_FILE, json.dumps(summary, indent=2))
             metric = f"val_{self.task.metric}"
             skipped = f"; skipped {len(self.bad_files)} unreadable file(s)" if self.bad_files else ""
+            if self.transcoded_files:
+                skipped += f"; transcoded {len(self.transcoded_files)} file(s) to YCbCr JPEG"
             self.log(f"done in {seconds:.0f}s: final {metric} {summary[f'final_{metric}']:.2f}, best "
                      f"{summary[f'best_{metric}']:.2f} (epoch {summary['best_epoch']} of the last phase){skipped}; "
                      f"checkpoint {self.output / 'model.safetensors'}")
@@ -332,7 +337,10 @@ class TrainingRun:
                    "model": self.config.model, "output": str(self.output), "phases": phases,
                    f"final_{metric}": last[f"final_{metric}"], f"best_{metric}": last[f"best_{metric}"],
                    "best_epoch": last["best_epoch"], "skipped_files": len(self.bad_files),
-                   "skipped": [{"path": path, "cause": cause} for path, cause in sorted(self.bad_files.items())]}
+                   "skipped": [{"path": path, "cause": cause} for path, cause in sorted(self.bad_files.items())],
+                   "transcoded_files": len(self.transcoded_files),
+                   "transcoded": [{"path": path, "cause": cause}
+                                  for path, cause in sorted(self.transcoded_files.items())]}
         if self.config.task == "counting":  # the trivial counter to beat: always the mean training count
             counts = {split: [target.count(i) for i in range(len(target))]
                       for split in ("train", "val") for target in [self.dataset.target(split)]}

@@ -23,6 +23,7 @@ import torch
 
 from cdomain.data.inputs import make_loader
 from cdomain.data.folder import SampleList
+from cdomain.jpeg.transcode import default_cache_dir as transcode_dir
 from cdomain.errors import ConfigError
 from cdomain.models.spec import InputSpec
 from cdomain.train import distributed
@@ -60,11 +61,12 @@ class JPEGInput:
         base = run.dataset.split(split)
         if quality is None:
             return base
+        reading = {"strict": not run.config.lenient, "transcode": transcode_dir() if run.config.transcode else None}
         if run.dist.is_main:
-            samples = reencoded_samples(base, quality, run.config.requant, progress=run.progress)
+            samples = reencoded_samples(base, quality, run.config.requant, progress=run.progress, **reading)
         distributed.barrier()  # the other ranks reuse rank 0's cache
         if not run.dist.is_main:
-            samples = reencoded_samples(base, quality, run.config.requant)
+            samples = reencoded_samples(base, quality, run.config.requant, **reading)
         return samples
 
     def loader(self, run: "TrainingRun", spec: InputSpec, split: str, quality: int | None, train: bool, stats: Any):
@@ -81,7 +83,8 @@ class JPEGInput:
                              crop=crop, seed=config.seed, workers=config.workers, skip_bad=config.skip_bad,
                              stats=stats, transform=transform, target=run.dataset.target(split),
                              scale=config.scale if train else None,
-                             device=run.device)  # DCT inputs: the batch path, made on the model's device
+                             device=run.device,  # DCT inputs: the batch path, made on the model's device
+                             strict=not config.lenient, transcode=transcode_dir() if config.transcode else None)
         if run.dist.enabled:
             loader.shard(run.dist.rank, run.dist.world_size)
         return loader
