@@ -51,6 +51,11 @@ def setup_args() -> argparse.ArgumentParser:
     parser.add_argument("--batch-size", type=int, default=64)
     parser.add_argument("--workers", type=int, default=0)
     parser.add_argument("--skip-bad", action="store_true", help="skip unreadable image files and report how many")
+    parser.add_argument("--split", choices=("val", "test"), default="val", help="which split of --data to evaluate on")
+    parser.add_argument("--label-map", default=None,
+                        help="fine-to-coarse label map file (JSON, CSV or YAML) applied to --data, as in training")
+    parser.add_argument("--data-split", type=int, default=None,
+                        help="numbered label-file split of MINC-2500-style data (1..5)")
     parser.add_argument("--device", default="auto")
     parser.add_argument("--output", type=Path, default=None, help="output folder (default: a new runs/eval-<time>)")
     parser.add_argument("--overwrite", action="store_true", help="replace the sweep files of an earlier --output")
@@ -100,7 +105,8 @@ def run_sweep(args: argparse.Namespace) -> dict:
     if len(tasks) > 1:
         raise ConfigError("checkpoints", "classifiers and counting networks cannot share one sweep")
     task = "counting" if tasks == {"density"} else "classification"
-    dataset = open_dataset(args.data or ("crowd" if task == "counting" else "textures"), task)
+    dataset = open_dataset(args.data or ("crowd" if task == "counting" else "textures"), task,
+                           label_map=args.label_map, data_split=args.data_split)
     for checkpoint in checkpoints.values():
         check_fits(checkpoint, dataset.classes, "density" if task == "counting" else "classification", None,
                    "checkpoint")
@@ -110,12 +116,15 @@ def run_sweep(args: argparse.Namespace) -> dict:
     def show(point: SweepPoint) -> None:
         quality = "orig" if point.quality is None else f"q{point.quality}"
         unit = "%" if point.metric == "accuracy" else ""
-        print(f"{point.checkpoint:>24} {quality:>5}  {point.metric} {point.value:6.2f}{unit}  "
+        top5 = f"  top-5 {point.top5:6.2f}%" if point.top5 is not None else ""
+        print(f"{point.checkpoint:>24} {quality:>5}  {point.metric} {point.value:6.2f}{unit}{top5}  "
               f"{point.mean_bytes:9.0f} B/image  {point.bits_per_pixel:6.3f} bpp", flush=True)
 
-    points = sweep(checkpoints, dataset.split("val"), args.qualities, method=args.requant, crop=crop,
+    if args.label_map:
+        print(f"labels: {args.label_map} maps the data to {len(dataset.classes)} coarse classes", flush=True)
+    points = sweep(checkpoints, dataset.split(args.split), args.qualities, method=args.requant, crop=crop,
                    batch_size=args.batch_size, workers=args.workers, device=device, progress=show,
-                   target=dataset.target("val"), skip_bad=args.skip_bad)
+                   target=dataset.target(args.split), skip_bad=args.skip_bad)
     written = write_results(points, output)
     print(f"wrote {', '.join(str(path) for path in written.values())}")
     return {"points": points, "written": written, "metric": metric_of(next(iter(checkpoints.values())))}

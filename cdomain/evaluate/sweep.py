@@ -48,6 +48,7 @@ class SweepPoint:
     bits_per_pixel: float
     images: int
     skipped: int = 0  # unreadable files skipped (--skip-bad)
+    top5: float | None = None  # classifiers: top-5 accuracy in percent
 
 
 def compressed_size(samples: SampleList, skip_bad: bool = False) -> tuple[float, float]:
@@ -123,7 +124,7 @@ def sweep(
             metric = metric_of(checkpoint)
             value = result["mae"] if metric == "mae" else result["acc"]
             point = SweepPoint(name, quality, metric, value, result["loss"], mean_bytes, bpp, result["images"],
-                               result["skipped"])
+                               result["skipped"], result.get("top5"))
             points.append(point)
             if progress is not None:
                 progress(point)

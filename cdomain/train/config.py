@@ -65,6 +65,10 @@ class TrainConfig:
     workers: int = option(0, "data loading worker processes", group="data")
     skip_bad: bool = option(False, "skip unreadable image files and report how many", group="data")
     stats_images: int = option(512, "training images used for the input channel statistics", group="data")
+    label_map: str | None = option(None, "fine-to-coarse label map file (JSON, YAML or CSV fine,coarse): train and "
+                                         "validate on the coarse classes", group="data")
+    data_split: int | None = option(None, "MINC-2500-style data: which numbered label split (1..5); default 1",
+                                    group="data")
     # quality and mode
     mode: str = option("standard", "standard, npt (fine-tune --init at --target-quality), cpt (curriculum), "
                                    "jpeg-aug (random quality per image) or joint (codec + network, latent input)",

@@ -150,7 +150,8 @@ class TrainingRun:
 
     def _execute(self) -> dict:
         config = self.config
-        self.dataset = open_dataset(config.data, config.task, log=self.log if self.dist.is_main else None)
+        self.dataset = open_dataset(config.data, config.task, log=self.log if self.dist.is_main else None,
+                                    label_map=config.label_map, data_split=config.data_split)
         self.kind.setup(self)
         torch.manual_seed(config.seed)
         state, resumed = RunState(best=[None] * len(self.phases)), None
