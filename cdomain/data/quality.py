@@ -1,7 +1,9 @@
 """Datasets at a chosen JPEG quality: re-encoded copies cached on disk, and random-quality augmentation.
 
 ``reencoded_samples`` gives the same samples re-encoded at IJG quality Q, written once into
-``$CDOMAIN_DATA/reencoded/<dataset key>/<method>-q<Q>/`` and reused by later runs:
+``$CDOMAIN_DATA/reencoded/<dataset key>/<method>-q<Q>/`` (nested folders of 1,000 files, an
+``index.json`` once complete) and reused by later runs; every rank and worker writes its own
+share (:func:`reencoded_samples`):
 
 - ``"pixel"`` (default): decode to pixels, encode at Q with libjpeg, keeping the subsampling:
   what a camera or a server re-compressing the image does;
@@ -16,14 +18,20 @@ counterpart used for JPEG-quality augmentation.
 from __future__ import annotations
 
 import hashlib
+import json
+import multiprocessing
 import os
+from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Callable
 
 import numpy as np
 from tqdm import tqdm
 
+from cdomain.atomic import atomic_write
 from cdomain.data.embedded import data_dir
+from cdomain.errors import DataError
 from cdomain.data.folder import SampleList
 from cdomain.jpeg.encode import SUBSAMPLING_FACTORS, reencode, requantize_image, write_coefficients, write_jpeg
 from cdomain.jpeg.errors import JPEGError
@@ -42,6 +50,11 @@ def dataset_key(samples: SampleList) -> str:
     return digest.hexdigest()[:16]
 
 
+def cache_path(directory: Path, index: int) -> Path:
+    """Where sample ``index`` of a cache lives: nested folders of 1,000 files."""
+    return directory / f"{index // 1000:04d}" / f"{index:07d}.jpg"
+
+
 def reencoded_samples(
     samples: SampleList,
     quality: int,
@@ -49,39 +62,129 @@ def reencoded_samples(
     *,
     cache_dir: str | os.PathLike[str] | None = None,
     progress: bool = False,
+    share: tuple[int, int] = (0, 1),
+    workers: int = 0,
+    wait: Callable[[], None] | None = None,
 ) -> SampleList:
     """The same samples (same order and labels) re-encoded at IJG ``quality``, cached on disk.
 
     Unreadable source files keep their original path, so a loader with ``skip_bad`` skips and
     counts them exactly as it would have.
+
+    Scaling. ``share=(k, n)``: this process writes the samples ``i`` with ``i % n == k`` (ranks
+    under ``torchrun`` each take their own share, so no rank waits on another's work), spread
+    over ``workers`` processes (0: in this process). With ``n > 1``, ``wait`` (a barrier, e.g.
+    :func:`cdomain.train.distributed.barrier`) is called exactly once by every share before the
+    shares are joined. A finished cache has an ``index.json`` (the sample count and the indices
+    of unreadable sources): reusing it reads that one file, with no per-file existence checks.
     """
     if method not in METHODS:
         raise ValueError(f"re-encoding method must be one of {METHODS}, got {method!r}")
     if not 1 <= int(quality) <= 100:
         raise ValueError(f"JPEG quality must be in 1..100, got {quality}")
+    part, parts = share
+    if not 0 <= part < parts:
+        raise ValueError(f"share must be (k, n) with 0 <= k < n, got {share}")
     root = Path(cache_dir) if cache_dir is not None else data_dir() / "reencoded"
     directory = root / dataset_key(samples) / f"{method}-q{int(quality)}"
-    paths = []
-    pending = []
-    for index, source in enumerate(samples.paths):
-        target = directory / f"{index:07d}.jpg"
-        paths.append(str(target))
-        if not target.exists():
-            pending.append((index, source, target))
-    for index, source, target in tqdm(
-        pending, desc=f"re-encoding at q{quality} ({method})", unit="img", disable=not progress, leave=False
-    ):
-        try:
-            image = read_coefficients(source)
-        except JPEGError:
-            paths[index] = source
-            continue
-        if method == "dct":
-            write_coefficients(requantize_image(image, quality), target)
-        else:
-            subsampling = image.subsampling if image.subsampling in SUBSAMPLING_FACTORS else "4:2:0"
-            write_jpeg(image.to_rgb(), target, quality, subsampling)
+    failed = _read_index(directory, len(samples))
+    if failed is None:
+        mine = [i for i in range(part, len(samples), parts)]
+        share_file = directory / "shares" / f"{part}-of-{parts}.json"
+        known = _read_share(share_file, len(samples))
+        if known is None:
+            pending = [i for i in mine if not cache_path(directory, i).exists()]
+            bad = _encode(samples, pending, directory, int(quality), method, workers, progress)
+            atomic_write(share_file, json.dumps({"failed": sorted(bad)}))
+    if parts > 1 and wait is not None:
+        wait()
+    if failed is None:
+        failed = set()
+        for k in range(parts):
+            part_failed = _read_share(directory / "shares" / f"{k}-of-{parts}.json", len(samples))
+            if part_failed is None:
+                raise DataError(f"{directory}: share {k} of {parts} of the re-encoded cache is missing; "
+                                "every share must be written before the cache is used")
+            failed |= part_failed
+        atomic_write(directory / "index.json",
+                     json.dumps({"format": INDEX_FORMAT, "count": len(samples), "failed": sorted(failed)}))
+    paths = [samples.paths[i] if i in failed else str(cache_path(directory, i)) for i in range(len(samples))]
     return SampleList(tuple(paths), samples.labels, samples.classes)
+
+
+INDEX_FORMAT = "cdomain-reencoded-1"
+
+
+def _read_index(directory: Path, count: int) -> set[int] | None:
+    """The unreadable indices of a finished cache, or None if it is not finished (or not valid)."""
+    try:
+        index = json.loads((directory / "index.json").read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return None
+    if not isinstance(index, dict) or index.get("format") != INDEX_FORMAT or index.get("count") != count:
+        return None
+    return _indices(index.get("failed"), count)
+
+
+def _read_share(path: Path, count: int) -> set[int] | None:
+    try:
+        record = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return None
+    return _indices(record.get("failed") if isinstance(record, dict) else None, count)
+
+
+def _indices(values, count: int) -> set[int] | None:
+    if not isinstance(values, list) or not all(type(v) is int and 0 <= v < count for v in values):
+        return None
+    return set(values)
+
+
+def encode_file(source: str, target: Path, quality: int, method: str) -> bool:
+    """Re-encode one file into ``target`` (atomically); False if the source is unreadable."""
+    try:
+        image = read_coefficients(source)
+    except JPEGError:
+        return False
+    if method == "dct":
+        write_coefficients(requantize_image(image, quality), target)
+    else:
+        subsampling = image.subsampling if image.subsampling in SUBSAMPLING_FACTORS else "4:2:0"
+        write_jpeg(image.to_rgb(), target, quality, subsampling)
+    return True
+
+
+def _encode_job(job: tuple[int, str, str, int, str]) -> tuple[int, bool]:
+    index, source, target, quality, method = job
+    return index, encode_file(source, Path(target), quality, method)
+
+
+def _encode(samples: SampleList, pending: list[int], directory: Path, quality: int, method: str, workers: int,
+            progress: bool) -> set[int]:
+    """Encode the ``pending`` samples, in this process or ``workers`` processes; the unreadable ones."""
+    jobs = [(i, samples.paths[i], str(cache_path(directory, i)), quality, method) for i in pending]
+    bar = tqdm(total=len(jobs), desc=f"re-encoding at q{quality} ({method})", unit="img", disable=not progress,
+               leave=False)
+    bad: set[int] = set()
+    try:
+        if workers <= 1 or len(jobs) < 2:
+            results = map(_encode_job, jobs)
+            pool = None
+        else:
+            # spawn: the parent may hold Numba or PyTorch threads, which fork would copy half-alive
+            pool = ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context("spawn"))
+            results = pool.map(_encode_job, jobs, chunksize=max(1, min(64, len(jobs) // (4 * workers))))
+        try:
+            for index, ok in results:
+                if not ok:
+                    bad.add(index)
+                bar.update(1)
+        finally:
+            if pool is not None:
+                pool.shutdown(wait=True, cancel_futures=True)
+    finally:
+        bar.close()
+    return bad
 
 
 @dataclass(frozen=True)

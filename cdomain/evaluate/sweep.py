@@ -116,7 +116,7 @@ def sweep(
     points = []
     levels: list[int | None] = ([None] if include_original else []) + list(qualities)
     for quality in levels:
-        data = samples if quality is None else reencoded_samples(samples, quality, method)
+        data = samples if quality is None else reencoded_samples(samples, quality, method, workers=workers)
         mean_bytes, bpp = compressed_size(data, skip_bad)
         for name, checkpoint in checkpoints.items():
             result = evaluate_checkpoint(checkpoint, data, crop=crop, batch_size=batch_size, workers=workers,

@@ -1,7 +1,7 @@
 """Input kinds as small strategies: what a network reads, how its loaders and learner are built.
 
-- ``dct`` / ``rgb``: JPEG files, re-encoded per phase quality when asked (cached on disk),
-  read as coefficients or decoded pixels of the same crops; channel statistics from the
+- ``dct`` / ``rgb``: JPEG files, re-encoded per phase quality when asked (cached on disk, each
+  rank and data worker writing its own share), read as coefficients or decoded pixels of the same crops; channel statistics from the
   training data.
 - ``latent`` (frozen codec): the images of each split (at the phase quality) are encoded once
   into a latent cache, then read as ``(y_hat, sigma_hat)``; validation bpp from real bitstreams.
@@ -50,12 +50,10 @@ class JPEGInput:
         base = run.dataset.split(split)
         if quality is None:
             return base
-        if run.dist.is_main:
-            samples = reencoded_samples(base, quality, run.config.requant, progress=run.progress)
-        distributed.barrier()  # the other ranks reuse rank 0's cache
-        if not run.dist.is_main:
-            samples = reencoded_samples(base, quality, run.config.requant)
-        return samples
+        # every rank writes its own share of the cache with its data workers, then the shares are joined
+        return reencoded_samples(base, quality, run.config.requant, progress=run.progress,
+                                 share=(run.dist.rank, run.dist.world_size), workers=run.config.workers,
+                                 wait=distributed.barrier)
 
     def loader(self, run: "TrainingRun", spec: InputSpec, split: str, quality: int | None, train: bool, stats: Any):
         config = run.config
