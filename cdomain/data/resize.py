@@ -90,6 +90,7 @@ class ResizeSummary:
     bytes_in: int = 0
     bytes_out: int = 0
     skipped: dict[str, str] = field(default_factory=dict)  # relative path -> cause
+    converted: dict[str, int] = field(default_factory=dict)  # source kind (not a YCbCr/gray JPEG) -> files
     seconds: float = 0.0
 
     def line(self) -> str:
@@ -101,7 +102,9 @@ class ResizeSummary:
         skipped = f"{len(self.skipped)} skipped" + (
             " (" + "; ".join(f"{count} {cause}" for cause, count in sorted(causes.items())) + ")" if causes else "")
         ratio = f" ({self.bytes_out / self.bytes_in:.2f}x)" if self.bytes_in else ""
-        return (f"{self.files} files: {self.resized} resized ({self.reused} already done), {self.copied} copied, "
+        converted = "".join(f"; {count} from {kind}" for kind, count in sorted(self.converted.items()))
+        return (f"{self.files} files: {self.resized} resized ({self.reused} already done{converted}), "
+                f"{self.copied} copied, "
                 f"{skipped}; {_megabytes(self.bytes_in)} in, {_megabytes(self.bytes_out)} out{ratio}; "
                 f"{self.seconds:.1f}s")
 
@@ -125,8 +128,11 @@ def output_name(relative: str) -> str:
     return relative if suffix.lower() in JPEG_SUFFIXES else stem + ".jpg"
 
 
-def resize_image(source: str, target: str, settings: ResizeSettings, token: str = "") -> tuple[int, int]:
-    """Resize one image file into ``target`` (atomically); returns (bytes in, bytes out).
+def resize_image(source: str, target: str, settings: ResizeSettings, token: str = "") -> tuple[int, int, str]:
+    """Resize one image file into ``target`` (atomically); returns (bytes in, bytes out, conversion).
+
+    The conversion names what a source that was not a YCbCr or grayscale JPEG was (``"CMYK JPEG"``,
+    ``"PNG"``), and is empty otherwise.
 
     Raises ``OSError``/``ValueError`` (from Pillow) for files it cannot read.
     """
@@ -134,6 +140,7 @@ def resize_image(source: str, target: str, settings: ResizeSettings, token: str 
 
     with Image.open(source) as image:
         tables = getattr(image, "quantization", None) if image.format == "JPEG" else None
+        conversion = "" if image.format == "JPEG" and image.mode in ("RGB", "L") else f"{image.mode} {image.format}"
         code = JpegImagePlugin.get_sampling(image) if image.format == "JPEG" else -1
         image.load()
         mode = "L" if image.mode in ("1", "L", "LA", "I", "I;16", "I;16B", "I;16L", "F") else "RGB"
@@ -153,7 +160,7 @@ def resize_image(source: str, target: str, settings: ResizeSettings, token: str 
         options["subsampling"] = subsampling
     with atomic_path(target) as temporary:
         resized.save(temporary, "JPEG", **options)
-    return os.path.getsize(source), os.path.getsize(target)
+    return os.path.getsize(source), os.path.getsize(target), conversion
 
 
 def _estimated_quality(tables) -> int:
@@ -194,7 +201,7 @@ def _walk(source: Path) -> Iterator[str]:
 
 
 def _job(item: tuple[str, str, str, ResizeSettings, str, str]) -> tuple[str, str, int, int, str]:
-    """One file, in a worker: ``(relative, status, bytes in, bytes out, cause)``."""
+    """One file, in a worker: ``(relative, status, bytes in, bytes out, cause or conversion)``."""
     relative, source, target, settings, token, kind = item
     try:
         if kind == "copy":
@@ -202,8 +209,8 @@ def _job(item: tuple[str, str, str, ResizeSettings, str, str]) -> tuple[str, str
                 shutil.copyfile(source, temporary)
             size = os.path.getsize(target)
             return relative, "copied", size, size, ""
-        bytes_in, bytes_out = resize_image(source, target, settings, token)
-        return relative, "resized", bytes_in, bytes_out, ""
+        bytes_in, bytes_out, conversion = resize_image(source, target, settings, token)
+        return relative, "resized", bytes_in, bytes_out, conversion
     except Exception as error:  # noqa: BLE001  Pillow raises many types for unreadable files
         if isinstance(error, OSError) and getattr(error, "errno", None) == 28:  # ENOSPC: stop, do not skip
             raise
@@ -329,6 +336,8 @@ def resize_tree(
             else:
                 done[relative] = [status, bytes_in, bytes_out]
                 skipped.pop(relative, None)
+                if cause:
+                    summary.converted[cause] = summary.converted.get(cause, 0) + 1
                 _count(summary, status, bytes_in, bytes_out, reused=False)
             bar.update(1)
             if on_file is not None:

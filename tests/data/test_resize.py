@@ -102,7 +102,9 @@ def test_cmyk_png_and_label_files(tmp_path):
     assert summary.resized == 2 and summary.copied == 1
     assert set(summary.skipped) == {"a/broken.JPEG", "notes.bin"}
     assert summary.skipped["a/broken.JPEG"].startswith("unreadable") and summary.skipped["notes.bin"] == "not an image"
-    assert "2 resized" in summary.line() and "2 skipped" in summary.line()
+    assert summary.converted == {"CMYK JPEG": 1, "RGB PNG": 1}
+    assert "2 resized (0 already done; 1 from CMYK JPEG; 1 from RGB PNG)" in summary.line()
+    assert "2 skipped (1 not an image; 1 unreadable)" in summary.line()
 
 
 def test_rerun_skips_complete_files(tmp_path):
