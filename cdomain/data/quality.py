@@ -21,7 +21,8 @@ import hashlib
 import json
 import multiprocessing
 import os
-from concurrent.futures import ProcessPoolExecutor
+from collections import deque
+from concurrent import futures
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable
@@ -73,7 +74,7 @@ def reencoded_samples(
 
     Scaling. ``share=(k, n)``: this process writes the samples ``i`` with ``i % n == k`` (ranks
     under ``torchrun`` each take their own share, so no rank waits on another's work), spread
-    over ``workers`` processes (0: in this process). With ``n > 1``, ``wait`` (a barrier, e.g.
+    over ``workers`` processes in all, this one included (0 or 1: this one alone). With ``n > 1``, ``wait`` (a barrier, e.g.
     :func:`cdomain.train.distributed.barrier`) is called exactly once by every share before the
     shares are joined. A finished cache has an ``index.json`` (the sample count and the indices
     of unreadable sources): reusing it reads that one file, with no per-file existence checks.
@@ -154,36 +155,47 @@ def encode_file(source: str, target: Path, quality: int, method: str) -> bool:
     return True
 
 
-def _encode_job(job: tuple[int, str, str, int, str]) -> tuple[int, bool]:
-    index, source, target, quality, method = job
-    return index, encode_file(source, Path(target), quality, method)
+def _encode_chunk(jobs: list[tuple[int, str, str, int, str]]) -> list[tuple[int, bool]]:
+    return [(index, encode_file(source, Path(target), quality, method)) for index, source, target, quality, method in jobs]
 
 
 def _encode(samples: SampleList, pending: list[int], directory: Path, quality: int, method: str, workers: int,
             progress: bool) -> set[int]:
-    """Encode the ``pending`` samples, in this process or ``workers`` processes; the unreadable ones."""
+    """Encode the ``pending`` samples; the unreadable ones.
+
+    ``workers`` > 1: this process and ``workers - 1`` started processes take chunks from one
+    queue, so this process works while the others start (spawned: the parent may hold Numba or
+    PyTorch threads, which a fork would copy half-alive).
+    """
     jobs = [(i, samples.paths[i], str(cache_path(directory, i)), quality, method) for i in pending]
+    size = max(1, min(16, len(jobs) // (8 * max(1, workers))))
+    queue = deque(jobs[start:start + size] for start in range(0, len(jobs), size))
     bar = tqdm(total=len(jobs), desc=f"re-encoding at q{quality} ({method})", unit="img", disable=not progress,
                leave=False)
     bad: set[int] = set()
+
+    def collect(results: list[tuple[int, bool]]) -> None:
+        bad.update(index for index, ok in results if not ok)
+        bar.update(len(results))
+
+    pool = futures.ProcessPoolExecutor(workers - 1, mp_context=multiprocessing.get_context("spawn")) \
+        if workers > 1 and len(queue) > 1 else None
+    running: set = set()
     try:
-        if workers <= 1 or len(jobs) < 2:
-            results = map(_encode_job, jobs)
-            pool = None
-        else:
-            # spawn: the parent may hold Numba or PyTorch threads, which fork would copy half-alive
-            pool = ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context("spawn"))
-            results = pool.map(_encode_job, jobs, chunksize=max(1, min(64, len(jobs) // (4 * workers))))
-        try:
-            for index, ok in results:
-                if not ok:
-                    bad.add(index)
-                bar.update(1)
-        finally:
-            if pool is not None:
-                pool.shutdown(wait=True, cancel_futures=True)
+        while queue or running:
+            while pool is not None and queue and len(running) < 2 * (workers - 1):
+                running.add(pool.submit(_encode_chunk, queue.popleft()))
+            for future in [future for future in running if future.done()]:
+                running.remove(future)
+                collect(future.result())
+            if queue:
+                collect(_encode_chunk(queue.popleft()))
+            elif running:
+                futures.wait(running, return_when=futures.FIRST_COMPLETED)
     finally:
         bar.close()
+        if pool is not None:
+            pool.shutdown(wait=True, cancel_futures=True)
     return bad
 
 
