@@ -22,7 +22,7 @@ import json
 import multiprocessing
 import os
 from collections import deque
-from concurrent import futures
+import queue
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable
@@ -155,47 +155,82 @@ def encode_file(source: str, target: Path, quality: int, method: str) -> bool:
     return True
 
 
-def _encode_chunk(jobs: list[tuple[int, str, str, int, str]]) -> list[tuple[int, bool]]:
-    return [(index, encode_file(source, Path(target), quality, method)) for index, source, target, quality, method in jobs]
+def _encode_loop(tasks, results) -> None:
+    """A started worker: re-encode jobs from ``tasks`` until a ``None``, reporting to ``results``."""
+    while True:
+        job = tasks.get()
+        if job is None:
+            return
+        index, source, target, quality, method = job
+        try:
+            ok = encode_file(source, Path(target), quality, method)
+        except BaseException as error:  # noqa: BLE001  reported to the parent, which raises it
+            results.put((index, error))
+            return
+        results.put((index, ok))
 
 
 def _encode(samples: SampleList, pending: list[int], directory: Path, quality: int, method: str, workers: int,
             progress: bool) -> set[int]:
     """Encode the ``pending`` samples; the unreadable ones.
 
-    ``workers`` > 1: this process and ``workers - 1`` started processes take chunks from one
-    queue, so this process works while the others start (spawned: the parent may hold Numba or
-    PyTorch threads, which a fork would copy half-alive).
+    ``workers`` > 1: this process and ``workers - 1`` started processes take jobs from one
+    queue, so this process works while the others start, and a worker that starts late finds
+    nothing left and exits. Workers are spawned: the parent may hold Numba or PyTorch threads,
+    which a fork would copy half-alive. Jobs a dead worker took are done here.
     """
-    jobs = [(i, samples.paths[i], str(cache_path(directory, i)), quality, method) for i in pending]
-    size = max(1, min(16, len(jobs) // (8 * max(1, workers))))
-    queue = deque(jobs[start:start + size] for start in range(0, len(jobs), size))
+    jobs = {i: (i, samples.paths[i], str(cache_path(directory, i)), quality, method) for i in pending}
     bar = tqdm(total=len(jobs), desc=f"re-encoding at q{quality} ({method})", unit="img", disable=not progress,
                leave=False)
     bad: set[int] = set()
+    finished: set[int] = set()
 
-    def collect(results: list[tuple[int, bool]]) -> None:
-        bad.update(index for index, ok in results if not ok)
-        bar.update(len(results))
+    def record(index: int, ok) -> None:
+        if isinstance(ok, BaseException):
+            raise ok
+        finished.add(index)
+        if not ok:
+            bad.add(index)
+        bar.update(1)
 
-    pool = futures.ProcessPoolExecutor(workers - 1, mp_context=multiprocessing.get_context("spawn")) \
-        if workers > 1 and len(queue) > 1 else None
-    running: set = set()
+    helpers = workers - 1 if len(jobs) > 1 else 0
     try:
-        while queue or running:
-            while pool is not None and queue and len(running) < 2 * (workers - 1):
-                running.add(pool.submit(_encode_chunk, queue.popleft()))
-            for future in [future for future in running if future.done()]:
-                running.remove(future)
-                collect(future.result())
-            if queue:
-                collect(_encode_chunk(queue.popleft()))
-            elif running:
-                futures.wait(running, return_when=futures.FIRST_COMPLETED)
+        if helpers <= 0:
+            for index, job in jobs.items():
+                record(index, encode_file(job[1], Path(job[2]), quality, method))
+            return bad
+        context = multiprocessing.get_context("spawn")
+        tasks, results = context.Queue(), context.Queue()
+        for job in jobs.values():
+            tasks.put(job)
+        for _ in range(helpers + 1):  # one stop mark per started worker and one for this process
+            tasks.put(None)
+        processes = [context.Process(target=_encode_loop, args=(tasks, results), daemon=True) for _ in range(helpers)]
+        for process in processes:
+            process.start()
+        tasks.cancel_join_thread()  # leftovers (a dead worker's stop mark) must not hold up exit
+        try:
+            while (job := tasks.get()) is not None:
+                record(job[0], encode_file(job[1], Path(job[2]), quality, method))
+                while not results.empty():
+                    record(*results.get())
+            while len(finished) < len(jobs):
+                try:
+                    record(*results.get(timeout=1.0))
+                except queue.Empty:
+                    if not any(process.is_alive() for process in processes) and results.empty():
+                        for index in set(jobs) - finished:  # taken by a worker that died
+                            record(index, encode_file(jobs[index][1], Path(jobs[index][2]), quality, method))
+        except BaseException:
+            for process in processes:  # interrupted or failed: stop the workers now
+                process.terminate()
+            raise
+        for process in processes:
+            process.join(timeout=60)
+            if process.is_alive():
+                process.terminate()
     finally:
         bar.close()
-        if pool is not None:
-            pool.shutdown(wait=True, cancel_futures=True)
     return bad
 
 
