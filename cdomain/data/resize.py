@@ -27,9 +27,11 @@ this run did not write are refused before any work (:class:`cdomain.errors.RunFo
 
 from __future__ import annotations
 
+import contextlib
 import json
 import multiprocessing
 import os
+import re
 import secrets
 import shutil
 import sys
@@ -275,6 +277,7 @@ def resize_tree(
         raise ConfigError("--workers", f"must be >= 1, got {workers!r}")
     _check_paths(source, output)
     manifest = _load_manifest(output, settings)
+    resuming = manifest is not None
     if manifest is None:
         manifest = {"format": MANIFEST_FORMAT, "settings": asdict(settings), "token": secrets.token_hex(8),
                     "done": {}, "skipped": {}}
@@ -319,6 +322,8 @@ def resize_tree(
                                  "remove it or choose a new folder")
         jobs.append((relative, str(source / relative), str(target), settings, token, kind))
 
+    if resuming:
+        _remove_stale_temporaries(output, set(claimed))
     last_write = time.monotonic()
     bar = tqdm(total=len(jobs), desc="resizing", unit="file", disable=not progress)
     pool = None
@@ -352,6 +357,21 @@ def resize_tree(
         _write_manifest(output, manifest)
     summary.seconds = time.perf_counter() - start
     return summary
+
+
+#: The temporary names :func:`cdomain.atomic.atomic_path` gives: ``.<name>.<8 random>.tmp``.
+_TEMPORARY = re.compile(r"^\.(?P<name>.+)\.[A-Za-z0-9_]{8}\.tmp$")
+
+
+def _remove_stale_temporaries(output: Path, names: set[str]) -> None:
+    """Remove half-written temporaries a killed run left beside the files it was writing."""
+    for folder, _, files in os.walk(output):
+        base = Path(folder).relative_to(output)
+        for file in files:
+            match = _TEMPORARY.match(file)
+            if match and str(base / match["name"]) in names:
+                with contextlib.suppress(OSError):
+                    os.unlink(Path(folder) / file)
 
 
 def _same_bytes(first: Path, second: Path) -> bool:

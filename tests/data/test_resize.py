@@ -134,6 +134,12 @@ def test_resume_after_sigkill(tmp_path):
     assert process.returncode == -signal.SIGKILL, process.stderr.decode()
     written = sorted((tmp_path / "out").rglob("*.JPEG"))
     assert len(written) == 3
+    # what a kill during a write leaves: a temporary beside the target (and someone else's file)
+    stale = tmp_path / "out" / "train" / "n00000001" / ".img7.JPEG.k3j_x9q2.tmp"
+    stale.parent.mkdir(exist_ok=True)
+    stale.write_bytes(b"half")
+    foreign = tmp_path / "out" / "train" / "n00000001" / ".notes.tmp"
+    foreign.write_bytes(b"keep")
     stamps = {path: path.stat().st_mtime_ns for path in written}
     summary = resize_tree(tmp_path / "src", tmp_path / "out", ResizeSettings(size=32))
     assert summary.resized == 8 and summary.reused == 3
@@ -141,6 +147,7 @@ def test_resume_after_sigkill(tmp_path):
     assert len(list((tmp_path / "out").rglob("*.JPEG"))) == 8
     manifest = json.loads((tmp_path / "out" / MANIFEST).read_text())
     assert len(manifest["done"]) == 8
+    assert not stale.exists() and foreign.read_bytes() == b"keep"
 
 
 def test_refuses_files_it_did_not_write(tmp_path):
