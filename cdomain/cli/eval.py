@@ -105,8 +105,22 @@ def run_sweep(args: argparse.Namespace) -> dict:
     if len(tasks) > 1:
         raise ConfigError("checkpoints", "classifiers and counting networks cannot share one sweep")
     task = "counting" if tasks == {"density"} else "classification"
-    dataset = open_dataset(args.data or ("crowd" if task == "counting" else "textures"), task,
-                           label_map=args.label_map, data_split=args.data_split)
+    data = args.data or ("crowd" if task == "counting" else "textures")
+    dataset = open_dataset(data, task, data_split=args.data_split)
+    coarse = None
+    if args.label_map:  # coarse checkpoints read the mapped data; fine ones are also scored on the coarse classes
+        from cdomain.data.layouts import coarse_table, load_label_map
+
+        coarse_classes, table = coarse_table(dataset.classes, load_label_map(args.label_map), args.label_map)
+        if all(c.header.classes == coarse_classes for c in checkpoints.values()):
+            dataset = open_dataset(data, task, data_split=args.data_split, label_map=args.label_map)
+        elif all(c.header.classes == dataset.classes for c in checkpoints.values()):
+            coarse = table
+        else:
+            raise ConfigError("--label-map", "the checkpoints must all be trained on the coarse classes of the map "
+                                             "or all on the fine classes of --data")
+        print(f"labels: {args.label_map} maps the data to {len(coarse_classes)} coarse classes"
+              + ("; fine checkpoints are also scored on them (coarse column)" if coarse else ""), flush=True)
     for checkpoint in checkpoints.values():
         check_fits(checkpoint, dataset.classes, "density" if task == "counting" else "classification", None,
                    "checkpoint")
@@ -117,14 +131,14 @@ def run_sweep(args: argparse.Namespace) -> dict:
         quality = "orig" if point.quality is None else f"q{point.quality}"
         unit = "%" if point.metric == "accuracy" else ""
         top5 = f"  top-5 {point.top5:6.2f}%" if point.top5 is not None else ""
+        if point.coarse_accuracy is not None:
+            top5 += f"  coarse {point.coarse_accuracy:6.2f}%"
         print(f"{point.checkpoint:>24} {quality:>5}  {point.metric} {point.value:6.2f}{unit}{top5}  "
               f"{point.mean_bytes:9.0f} B/image  {point.bits_per_pixel:6.3f} bpp", flush=True)
 
-    if args.label_map:
-        print(f"labels: {args.label_map} maps the data to {len(dataset.classes)} coarse classes", flush=True)
     points = sweep(checkpoints, dataset.split(args.split), args.qualities, method=args.requant, crop=crop,
                    batch_size=args.batch_size, workers=args.workers, device=device, progress=show,
-                   target=dataset.target(args.split), skip_bad=args.skip_bad)
+                   target=dataset.target(args.split), skip_bad=args.skip_bad, coarse=coarse)
     written = write_results(points, output)
     print(f"wrote {', '.join(str(path) for path in written.values())}")
     return {"points": points, "written": written, "metric": metric_of(next(iter(checkpoints.values())))}

@@ -201,13 +201,18 @@ def load_label_map(path: str | os.PathLike[str]) -> dict[str, str]:
     return mapping
 
 
-def apply_label_map(samples: SampleList, mapping: dict[str, str], source: str) -> SampleList:
-    """``samples`` relabelled with the coarse classes of ``mapping`` (sorted by name)."""
-    missing = [name for name in samples.classes if name not in mapping]
+def coarse_table(classes: tuple[str, ...], mapping: dict[str, str], source: str) -> tuple[tuple[str, ...], list[int]]:
+    """The coarse classes of ``mapping`` (sorted by name) and the coarse label of each of ``classes``."""
+    missing = [name for name in classes if name not in mapping]
     if missing:
         raise DataError(f"{source}: maps no coarse class for {len(missing)} class(es) of the data "
                         f"(first: {', '.join(missing[:3])})")
-    coarse = tuple(sorted({mapping[name] for name in samples.classes}))
+    coarse = tuple(sorted({mapping[name] for name in classes}))
     index = {name: label for label, name in enumerate(coarse)}
-    table = [index[mapping[name]] for name in samples.classes]
+    return coarse, [index[mapping[name]] for name in classes]
+
+
+def apply_label_map(samples: SampleList, mapping: dict[str, str], source: str) -> SampleList:
+    """``samples`` relabelled with the coarse classes of ``mapping`` (sorted by name)."""
+    coarse, table = coarse_table(samples.classes, mapping, source)
     return SampleList(samples.paths, tuple(table[label] if label >= 0 else label for label in samples.labels), coarse)

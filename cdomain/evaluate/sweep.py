@@ -28,8 +28,26 @@ from cdomain.data.inputs import make_loader
 from cdomain.data.quality import reencoded_samples
 from cdomain.errors import CheckpointError
 from cdomain.jpeg.markers import parse_header
-from cdomain.train.engine import evaluate
+from cdomain.train.engine import Classification, Task, evaluate
 from cdomain.train.engine import task_of_model
+
+
+@dataclass(frozen=True)
+class CoarseClassification(Classification):
+    """Classification that also scores predictions mapped to coarse classes (``coarse[fine] = coarse``)."""
+
+    coarse: tuple[int, ...] = ()
+
+    def loss(self, outputs, targets):
+        loss, sums = super().loss(outputs, targets)
+        table = torch.as_tensor(self.coarse, device=outputs.device)
+        sums["coarse_correct"] = float((table[outputs.argmax(1)] == table[targets]).sum())
+        return loss, sums
+
+    def summarize(self, sums):
+        metrics = super().summarize(sums)
+        metrics["coarse_acc"] = 100.0 * sums.get("coarse_correct", 0.0) / max(1.0, sums["count"])
+        return metrics
 
 #: The qualities of the compression-impact studies, and the CPT figures' range.
 DEFAULT_QUALITIES = (5, 10, 15, 20, 25, 30, 40, 50, 60, 75, 90, 95)
@@ -49,6 +67,7 @@ class SweepPoint:
     images: int
     skipped: int = 0  # unreadable files skipped (--skip-bad)
     top5: float | None = None  # classifiers: top-5 accuracy in percent
+    coarse_accuracy: float | None = None  # a fine classifier read through a label map: coarse top-1
 
 
 def compressed_size(samples: SampleList, skip_bad: bool = False) -> tuple[float, float]:
@@ -82,17 +101,19 @@ def evaluate_checkpoint(
     device: torch.device = torch.device("cpu"),
     target=None,
     skip_bad: bool = False,
+    task: Task | None = None,
 ) -> dict:
     """Loss and metrics of ``checkpoint`` on ``samples``, loaded the way it was trained.
 
     Classifiers give ``acc``; counting networks (``target`` = the density targets) ``mae``/``mse``.
+    ``task`` replaces the checkpoint's own (e.g. :class:`CoarseClassification`).
     """
     spec = checkpoint.input_spec
     if spec is None or spec.input == "latent":
         raise CheckpointError(f"{checkpoint.path}: JPEG quality sweeps need a network on dct or rgb input")
     loader = make_loader(spec, samples, train=False, batch_size=batch_size, crop=crop, workers=workers,
                          stats=checkpoint.stats, target=target, skip_bad=skip_bad)
-    result = evaluate(checkpoint.model, task_of_model(spec.task), loader, device)
+    result = evaluate(checkpoint.model, task or task_of_model(spec.task), loader, device)
     result["skipped"] = loader.skipped
     return result
 
@@ -111,8 +132,14 @@ def sweep(
     progress=None,
     target=None,
     skip_bad: bool = False,
+    coarse: Sequence[int] | None = None,
 ) -> list[SweepPoint]:
-    """Evaluate every checkpoint at every quality (and on the original files)."""
+    """Evaluate every checkpoint at every quality (and on the original files).
+
+    ``coarse`` (the coarse class of each fine class) also reports each classifier's coarse accuracy.
+    """
+    task = CoarseClassification("classification", "classification", "acc", True, "%", tuple(coarse)) \
+        if coarse is not None else None
     points = []
     levels: list[int | None] = ([None] if include_original else []) + list(qualities)
     for quality in levels:
@@ -120,11 +147,11 @@ def sweep(
         mean_bytes, bpp = compressed_size(data, skip_bad)
         for name, checkpoint in checkpoints.items():
             result = evaluate_checkpoint(checkpoint, data, crop=crop, batch_size=batch_size, workers=workers,
-                                         device=device, target=target, skip_bad=skip_bad)
+                                         device=device, target=target, skip_bad=skip_bad, task=task)
             metric = metric_of(checkpoint)
             value = result["mae"] if metric == "mae" else result["acc"]
             point = SweepPoint(name, quality, metric, value, result["loss"], mean_bytes, bpp, result["images"],
-                               result["skipped"], result.get("top5"))
+                               result["skipped"], result.get("top5"), result.get("coarse_acc"))
             points.append(point)
             if progress is not None:
                 progress(point)

@@ -52,3 +52,31 @@ def test_label_map_in_training_and_test_split_in_eval(tmp_path, capsys):
     assert "class" in capsys.readouterr().err
     with pytest.raises(SystemExit):  # --split takes val or test
         evaluate_main([str(run / "model.safetensors"), "--split", "train"])
+
+
+def test_coarse_accuracy_of_a_fine_classifier():
+    from cdomain.evaluate.sweep import CoarseClassification
+
+    task = CoarseClassification("classification", "classification", "acc", True, "%", (0, 0, 1))  # a,b -> 0; c -> 1
+    outputs = torch.tensor([[0.0, 5, 1], [0.0, 1, 5], [5.0, 0, 1]])  # predicts b, c, a
+    _, sums = task.loss(outputs, torch.tensor([0, 2, 2]))  # truth a, c, c
+    metrics = task.summarize(sums)
+    # fine: only the second is right; coarse: b~a right, c right, a vs c wrong
+    assert metrics["acc"] == pytest.approx(100 / 3) and metrics["coarse_acc"] == pytest.approx(200 / 3)
+
+
+def test_eval_scores_a_fine_checkpoint_on_the_coarse_classes(tmp_path, capsys):
+    data = tmp_path / "imagenet"
+    imagenet(data, val="txt-name")
+    mapping = tmp_path / "coarse.csv"
+    mapping.write_text(f"{WNIDS[0]},fish\n{WNIDS[1]},fish\n{WNIDS[2]},bird\n")
+    run = tmp_path / "fine"
+    assert train_main(["--data", str(data), "--crop", "32", "--epochs", "1", "--batch-size", "4", "--fbs", "4",
+                       "--quiet", "--output", str(run)]) == 0
+    out = tmp_path / "sweep"
+    assert evaluate_main([str(run / "model.safetensors"), "--data", str(data), "--label-map", str(mapping),
+                          "--qualities", "50", "--crop", "32", "--output", str(out)]) == 0
+    assert "coarse column" in capsys.readouterr().out
+    rows = list(csv.DictReader((out / "sweep.csv").open()))
+    # a right fine prediction is a right coarse one
+    assert all(float(row["coarse_accuracy"]) >= float(row["value"]) for row in rows)
