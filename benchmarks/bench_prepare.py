@@ -11,6 +11,7 @@ which arm runs first) and the median of the rounds reported:
 * ``cache``: :func:`cdomain.data.quality.reencoded_samples` at quality 50 (pixel route), into a
   fresh cache folder each round, with ``workers=0`` and ``workers=2``.
 
+Every process runs one Numba thread (``NUMBA_NUM_THREADS=1``), so one worker is one core.
 Figures include the worker start-up, as a user pays it. The machine's load average is printed
 before and after each measurement; with other jobs on the cores, two workers cannot reach 2x.
 
@@ -34,6 +35,9 @@ import numpy as np
 from PIL import Image
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+# One thread per process (Numba's parallel kernels would otherwise let "1 worker" use both cores);
+# set before cdomain imports Numba, and inherited by the worker processes.
+os.environ.setdefault("NUMBA_NUM_THREADS", "1")
 
 from cdomain.data.folder import image_folder  # noqa: E402
 from cdomain.data.quality import reencoded_samples  # noqa: E402
