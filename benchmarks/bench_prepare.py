@@ -11,11 +11,17 @@ which arm runs first) and the median of the rounds reported:
 * ``cache``: :func:`cdomain.data.quality.reencoded_samples` at quality 50 (pixel route), into a
   fresh cache folder each round, with ``workers=0`` and ``workers=2``.
 
-Every process runs one Numba thread (``NUMBA_NUM_THREADS=1``), so one worker is one core.
+Beside files/s, each arm prints the cores it kept busy (CPU seconds of the process and its
+workers over wall seconds): on a machine whose other jobs take the cores, a second worker may
+get no extra CPU at all. Every process runs one Numba thread (``NUMBA_NUM_THREADS=1``), so one worker is one core.
 Figures include the worker start-up, as a user pays it. The machine's load average is printed
 before and after each measurement; with other jobs on the cores, two workers cannot reach 2x.
 
-    python benchmarks/bench_prepare.py [--images 64] [--rounds 5] [--skip-cache]
+    python benchmarks/bench_prepare.py [--images 128] [--cache-images 256] [--rounds 5] [--skip-cache]
+
+A started worker costs about 1.3 s of CPU before its first file (imports, Numba's compiled
+kernels loaded from the on-disk cache; resize workers are forked and start at once), so the
+cache is measured on more files.
 
 Target (a quiet 2-core machine): 2 workers >= 1.7x one.
 """
@@ -71,43 +77,55 @@ def load() -> str:
     return "load average " + " ".join(f"{value:.2f}" for value in os.getloadavg())
 
 
-def interleaved(arms: dict[str, callable], rounds: int) -> dict[str, list[float]]:
-    """Seconds of each arm per round, alternating which arm runs first."""
+def cpu_seconds() -> float:
+    """CPU time of this process and its finished children (user + system)."""
+    times = os.times()
+    return times.user + times.system + times.children_user + times.children_system
+
+
+def interleaved(arms: dict[str, callable], rounds: int) -> tuple[dict[str, list[float]], dict[str, list[float]]]:
+    """Wall seconds and CPU seconds of each arm per round, alternating which arm runs first."""
     names = list(arms)
     times: dict[str, list[float]] = {name: [] for name in names}
+    cpu: dict[str, list[float]] = {name: [] for name in names}
     for round_index in range(rounds):
         for name in names if round_index % 2 == 0 else names[::-1]:
-            start = time.perf_counter()
+            start, start_cpu = time.perf_counter(), cpu_seconds()
             arms[name](round_index)
             times[name].append(time.perf_counter() - start)
-    return times
+            cpu[name].append(cpu_seconds() - start_cpu)
+    return times, cpu
 
 
-def report(title: str, files: int, times: dict[str, list[float]]) -> None:
+def report(title: str, files: int, measured: tuple[dict[str, list[float]], dict[str, list[float]]]) -> None:
+    """Median files/s per arm, the ratio to the first arm, and the cores the arm got (CPU s / wall s)."""
+    times, cpu = measured
     medians = {name: statistics.median(values) for name, values in times.items()}
     base = next(iter(medians))
     print(f"{title}: {files} files per round, median of {len(next(iter(times.values())))} rounds")
     for name, seconds in medians.items():
         rates = ", ".join(f"{files / value:.1f}" for value in times[name])
-        print(f"  {name:>10}: {files / seconds:7.1f} files/s  ({seconds:.2f} s; rounds: {rates} files/s)  "
-              f"{medians[base] / seconds:.2f}x")
+        cores = sum(cpu[name]) / sum(times[name])
+        print(f"  {name:>10}: {files / seconds:7.1f} files/s  {medians[base] / seconds:.2f}x  "
+              f"({seconds:.2f} s; {cores:.2f} cores busy; rounds: {rates} files/s)")
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--images", type=int, default=64)
+    parser.add_argument("--images", type=int, default=128, help="files per resize round")
+    parser.add_argument("--cache-images", type=int, default=256, help="files per cache round")
     parser.add_argument("--rounds", type=int, default=5)
     parser.add_argument("--skip-cache", action="store_true", help="measure resize only")
     args = parser.parse_args()
     with tempfile.TemporaryDirectory(prefix="bench-prepare-") as temporary:
         root = Path(temporary)
-        make_corpus(root / "src", args.images)
+        make_corpus(root / "resize-src", args.images)
         settings = ResizeSettings(size=256)
 
         def resize(workers):
             def run(round_index):
                 output = root / f"resized-{workers}-{round_index}"
-                resize_tree(root / "src", output, settings, workers=workers)
+                resize_tree(root / "resize-src", output, settings, workers=workers)
                 shutil.rmtree(output)
             return run
 
@@ -118,7 +136,8 @@ def main() -> None:
         print(f"  {load()}")
         if args.skip_cache:
             return
-        samples = image_folder(root / "src" / "train")
+        make_corpus(root / "cache-src", args.cache_images, seed=1)
+        samples = image_folder(root / "cache-src" / "train")
 
         def cache(workers):
             def run(round_index):
@@ -129,7 +148,7 @@ def main() -> None:
 
         cache(0)(-1)  # compile and load the Numba kernels once
         times = interleaved({"1 worker": cache(0), "2 workers": cache(2)}, args.rounds)
-        report("re-encoded cache at q50 (pixel)", args.images, times)
+        report("re-encoded cache at q50 (pixel)", len(samples), times)
         print(f"  {load()}")
 
 

@@ -23,6 +23,7 @@ import multiprocessing
 import os
 from collections import deque
 import queue
+import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable
@@ -175,9 +176,10 @@ def _encode(samples: SampleList, pending: list[int], directory: Path, quality: i
     """Encode the ``pending`` samples; the unreadable ones.
 
     ``workers`` > 1: this process and ``workers - 1`` started processes take jobs from one
-    queue, so this process works while the others start, and a worker that starts late finds
-    nothing left and exits. Workers are spawned: the parent may hold Numba or PyTorch threads,
-    which a fork would copy half-alive. Jobs a dead worker took are done here.
+    queue, so this process works while the others start. Once the queue is empty, this process
+    also does the jobs the others still hold after waiting about as long as one of its own
+    jobs takes (a worker still starting up, or dead, holds up nothing), then stops them. Workers
+    are spawned: the parent may hold Numba or PyTorch threads, which a fork would copy half-alive.
     """
     jobs = {i: (i, samples.paths[i], str(cache_path(directory, i)), quality, method) for i in pending}
     bar = tqdm(total=len(jobs), desc=f"re-encoding at q{quality} ({method})", unit="img", disable=not progress,
@@ -188,16 +190,21 @@ def _encode(samples: SampleList, pending: list[int], directory: Path, quality: i
     def record(index: int, ok) -> None:
         if isinstance(ok, BaseException):
             raise ok
+        if index in finished:  # done twice (here and by a worker): the same bytes, written atomically
+            return
         finished.add(index)
         if not ok:
             bad.add(index)
         bar.update(1)
 
+    def run(index: int) -> None:
+        record(index, encode_file(jobs[index][1], Path(jobs[index][2]), quality, method))
+
     helpers = workers - 1 if len(jobs) > 1 else 0
     try:
         if helpers <= 0:
-            for index, job in jobs.items():
-                record(index, encode_file(job[1], Path(job[2]), quality, method))
+            for index in jobs:
+                run(index)
             return bad
         context = multiprocessing.get_context("spawn")
         tasks, results = context.Queue(), context.Queue()
@@ -210,25 +217,33 @@ def _encode(samples: SampleList, pending: list[int], directory: Path, quality: i
             process.start()
         tasks.cancel_join_thread()  # leftovers (a dead worker's stop mark) must not hold up exit
         try:
+            start, own = time.perf_counter(), 0
             while (job := tasks.get()) is not None:
-                record(job[0], encode_file(job[1], Path(job[2]), quality, method))
+                run(job[0])
+                own += 1
                 while not results.empty():
                     record(*results.get())
-            while len(finished) < len(jobs):
-                try:
-                    record(*results.get(timeout=1.0))
-                except queue.Empty:
-                    if not any(process.is_alive() for process in processes) and results.empty():
-                        for index in set(jobs) - finished:  # taken by a worker that died
-                            record(index, encode_file(jobs[index][1], Path(jobs[index][2]), quality, method))
-        except BaseException:
-            for process in processes:  # interrupted or failed: stop the workers now
-                process.terminate()
-            raise
-        for process in processes:
-            process.join(timeout=60)
-            if process.is_alive():
-                process.terminate()
+            patience = 1.5 * (time.perf_counter() - start) / max(1, own)
+            taken_over = []
+            for index in sorted(set(jobs) - finished):
+                deadline = time.monotonic() + patience
+                while index not in finished:
+                    try:
+                        record(*results.get(timeout=max(0.001, deadline - time.monotonic())))
+                    except queue.Empty:
+                        break
+                if index not in finished:
+                    run(index)
+                    taken_over.append(index)
+        finally:
+            for process in processes:  # done, interrupted or failed: the workers hold nothing needed
+                if process.is_alive():
+                    process.terminate()
+                process.join(timeout=10)
+        for index in taken_over:  # a stopped worker may have left a temporary of the same file
+            target = Path(jobs[index][2])
+            for stale in target.parent.glob(f".{target.name}.*.tmp"):
+                stale.unlink(missing_ok=True)
     finally:
         bar.close()
     return bad
