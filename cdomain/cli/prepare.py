@@ -83,10 +83,12 @@ def setup_args() -> argparse.ArgumentParser:
     resize = commands.add_parser("resize", help="resize an image tree into JPEGs (shortest side to --size)",
                                  formatter_class=argparse.ArgumentDefaultsHelpFormatter)
     resize.add_argument("source", type=Path, help="image folder (any nesting, e.g. an ImageNet train/ and val/ tree)")
-    resize.add_argument("output", type=Path, help="new folder, mirroring the source tree; rerun to continue after a kill")
+    resize.add_argument("output", type=Path,
+                        help="new folder, mirroring the source tree; rerun to continue after a kill")
     resize.add_argument("--size", type=int, default=256, help="pixels of the shortest side (--longest: longest side)")
     resize.add_argument("--longest", action="store_true", help="scale the longest side to --size instead")
-    resize.add_argument("--quality", default="keep", help="IJG quality 1..100, or keep (estimated from each source's tables)")
+    resize.add_argument("--quality", default="keep",
+                        help="IJG quality 1..100, or keep (estimated from each source's tables)")
     resize.add_argument("--subsampling", default="keep", help="chroma subsampling: keep (the source's) or 420")
     resize.add_argument("--workers", type=int, default=1, help="worker processes")
     resize.add_argument("--quiet", action="store_true", help="no progress bar")

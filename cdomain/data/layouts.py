@@ -113,7 +113,8 @@ def flat_split(root: Path, split: str, classes: tuple[str, ...]) -> SampleList |
 def _label_file(root: Path, split: str, classes: tuple[str, ...]) -> dict[str, int]:
     """File name (or stem) -> label, from ``LOC_<split>_solution.csv`` or ``<split>.txt``."""
     index = {name: label for label, name in enumerate(classes)}
-    candidates = [folder / name for name in (f"LOC_{split}_solution.csv", f"{split}.txt") for folder in (root, root / split)]
+    names = (f"LOC_{split}_solution.csv", f"{split}.txt")
+    candidates = [folder / name for name in names for folder in (root, root / split)]
     path = next((candidate for candidate in candidates if candidate.is_file()), None)
     if path is None:
         raise DataError(f"{root / split}: a flat folder of images needs a label file: LOC_{split}_solution.csv "

@@ -74,11 +74,12 @@ def reencoded_samples(
     counts them exactly as it would have.
 
     Scaling. ``share=(k, n)``: this process writes the samples ``i`` with ``i % n == k`` (ranks
-    under ``torchrun`` each take their own share, so no rank waits on another's work), spread
-    over ``workers`` processes in all, this one included (0 or 1: this one alone). With ``n > 1``, ``wait`` (a barrier, e.g.
-    :func:`cdomain.train.distributed.barrier`) is called exactly once by every share before the
-    shares are joined. A finished cache has an ``index.json`` (the sample count and the indices
-    of unreadable sources): reusing it reads that one file, with no per-file existence checks.
+    under ``torchrun`` each take their own share: no rank builds it all while the others wait), spread
+    over ``workers`` processes in all, this one included (0 or 1: this one alone). With
+    ``n > 1``, ``wait`` (a barrier, e.g. :func:`cdomain.train.distributed.barrier`) is called
+    exactly once by every share before the shares are joined. A finished cache has an
+    ``index.json`` (the sample count and the indices of unreadable sources): reusing it reads
+    that one file, with no per-file existence checks.
     """
     if method not in METHODS:
         raise ValueError(f"re-encoding method must be one of {METHODS}, got {method!r}")

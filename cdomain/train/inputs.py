@@ -1,8 +1,8 @@
 """Input kinds as small strategies: what a network reads, how its loaders and learner are built.
 
 - ``dct`` / ``rgb``: JPEG files, re-encoded per phase quality when asked (cached on disk, each
-  rank and data worker writing its own share), read as coefficients or decoded pixels of the same crops; channel statistics from the
-  training data.
+  rank and data worker writing its own share), read as coefficients or decoded pixels of the
+  same crops; channel statistics from the training data.
 - ``latent`` (frozen codec): the images of each split (at the phase quality) are encoded once
   into a latent cache, then read as ``(y_hat, sigma_hat)``; validation bpp from real bitstreams.
 - ``joint``: latent input whose codec encoder trains with the network on image batches
