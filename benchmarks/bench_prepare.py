@@ -12,8 +12,8 @@ which arm runs first) and the median of the rounds reported:
   fresh cache folder each round, with ``workers=0`` and ``workers=2``.
 
 Beside files/s, each arm prints the cores it kept busy (CPU seconds of the process and its
-workers over wall seconds): on a machine whose other jobs take the cores, a second worker may
-get no extra CPU at all. Every process runs one Numba thread (``NUMBA_NUM_THREADS=1``), so one worker is one core.
+workers over wall seconds) and the share of the time the main process waited, runnable, for a
+CPU: on a machine whose other jobs take the cores, a second worker may get no extra CPU at all. Every process runs one Numba thread (``NUMBA_NUM_THREADS=1``), so one worker is one core.
 Figures include the worker start-up, as a user pays it. The machine's load average is printed
 before and after each measurement; with other jobs on the cores, two workers cannot reach 2x.
 
@@ -83,31 +83,46 @@ def cpu_seconds() -> float:
     return times.user + times.system + times.children_user + times.children_system
 
 
-def interleaved(arms: dict[str, callable], rounds: int) -> tuple[dict[str, list[float]], dict[str, list[float]]]:
-    """Wall seconds and CPU seconds of each arm per round, alternating which arm runs first."""
+def run_queue_seconds() -> float:
+    """Seconds this process has spent runnable but waiting for a CPU (Linux schedstat; 0 elsewhere)."""
+    try:
+        with open("/proc/self/schedstat") as handle:
+            return int(handle.read().split()[1]) / 1e9
+    except (OSError, ValueError, IndexError):
+        return 0.0
+
+
+def interleaved(arms: dict[str, callable], rounds: int) -> tuple[dict, dict, dict]:
+    """Wall seconds, CPU seconds and this process's run-queue wait of each arm per round,
+    alternating which arm runs first."""
     names = list(arms)
     times: dict[str, list[float]] = {name: [] for name in names}
     cpu: dict[str, list[float]] = {name: [] for name in names}
+    waiting: dict[str, list[float]] = {name: [] for name in names}
     for round_index in range(rounds):
         for name in names if round_index % 2 == 0 else names[::-1]:
-            start, start_cpu = time.perf_counter(), cpu_seconds()
+            start, start_cpu, start_wait = time.perf_counter(), cpu_seconds(), run_queue_seconds()
             arms[name](round_index)
             times[name].append(time.perf_counter() - start)
             cpu[name].append(cpu_seconds() - start_cpu)
-    return times, cpu
+            waiting[name].append(run_queue_seconds() - start_wait)
+    return times, cpu, waiting
 
 
-def report(title: str, files: int, measured: tuple[dict[str, list[float]], dict[str, list[float]]]) -> None:
-    """Median files/s per arm, the ratio to the first arm, and the cores the arm got (CPU s / wall s)."""
-    times, cpu = measured
+def report(title: str, files: int, measured: tuple[dict, dict, dict]) -> None:
+    """Median files/s per arm, the ratio to the first arm, the cores the arm got (CPU s / wall s)
+    and the share of wall time this process waited for a CPU."""
+    times, cpu, waiting = measured
     medians = {name: statistics.median(values) for name, values in times.items()}
     base = next(iter(medians))
     print(f"{title}: {files} files per round, median of {len(next(iter(times.values())))} rounds")
     for name, seconds in medians.items():
         rates = ", ".join(f"{files / value:.1f}" for value in times[name])
         cores = sum(cpu[name]) / sum(times[name])
+        queued = 100 * sum(waiting[name]) / sum(times[name])
         print(f"  {name:>10}: {files / seconds:7.1f} files/s  {medians[base] / seconds:.2f}x  "
-              f"({seconds:.2f} s; {cores:.2f} cores busy; rounds: {rates} files/s)")
+              f"({seconds:.2f} s; {cores:.2f} cores busy; main process waited for a CPU {queued:.0f}% of the time; "
+              f"rounds: {rates} files/s)")
 
 
 def main() -> None:
