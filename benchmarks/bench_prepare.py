@@ -19,7 +19,7 @@ before and after each measurement; with other jobs on the cores, two workers can
 
     python benchmarks/bench_prepare.py [--images 128] [--cache-images 256] [--rounds 5] [--skip-cache]
 
-A started worker costs about 1.3 s of CPU before its first file (imports, Numba's compiled
+A started re-encoding worker pays a start-up before its first file (imports, Numba's compiled
 kernels loaded from the on-disk cache; resize workers are forked and start at once), so the
 cache is measured on more files.
 
