@@ -80,3 +80,21 @@ def test_eval_scores_a_fine_checkpoint_on_the_coarse_classes(tmp_path, capsys):
     rows = list(csv.DictReader((out / "sweep.csv").open()))
     # a right fine prediction is a right coarse one
     assert all(float(row["coarse_accuracy"]) >= float(row["value"]) for row in rows)
+
+
+def test_minc_split_number_reaches_training_and_eval(tmp_path, capsys):
+    from tests.data.test_layouts import minc
+
+    data = tmp_path / "minc-2500"
+    minc(data)
+    run = tmp_path / "run"
+    assert train_main(["--data", str(data), "--data-split", "3", "--crop", "32", "--epochs", "1", "--batch-size", "4",
+                       "--fbs", "4", "--quiet", "--output", str(run)]) == 0
+    assert "(9 train / 3 val images" in capsys.readouterr().out
+    out = tmp_path / "sweep"
+    assert evaluate_main([str(run / "model.safetensors"), "--data", str(data), "--data-split", "3", "--split", "test",
+                          "--qualities", "50", "--crop", "32", "--output", str(out)]) == 0
+    rows = list(csv.DictReader((out / "sweep.csv").open()))
+    assert [int(row["images"]) for row in rows] == [3, 3]
+    assert train_main(["--data", str(data), "--data-split", "7", "--quiet", "--output", str(tmp_path / "bad")]) == 2
+    assert "splits 1..5" in capsys.readouterr().err
