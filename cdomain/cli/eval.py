@@ -75,6 +75,10 @@ def setup_args() -> argparse.ArgumentParser:
     parser.add_argument("--transcode", action="store_true",
                         help="read CMYK/YCCK, RGB-coded, 12-bit and non-JPEG images through YCbCr JPEG copies "
                              "cached in $CDOMAIN_DATA/transcoded")
+    parser.add_argument("--label-map", default=None,
+                        help="fine-to-coarse label map file (JSON, CSV or YAML) applied to --data, as in training")
+    parser.add_argument("--data-split", type=int, default=None,
+                        help="numbered label-file split of MINC-2500-style data (1..5)")
     parser.add_argument("--device", default="auto")
     parser.add_argument("--codec", choices=("jpeg", "h264", "latent"), default="jpeg",
                         help="jpeg: re-encode the validation images at --qualities; h264: encode the clip set "
@@ -86,7 +90,7 @@ def setup_args() -> argparse.ArgumentParser:
     parser.add_argument("--latent-crop", type=int, default=28, help="--codec latent: as the network was trained")
     parser.add_argument("--output", type=Path, default=None, help="output folder (default: a new runs/eval-<time>)")
     parser.add_argument("--split", choices=("val", "test"), default="val",
-                        help="the split to evaluate on: val, or a crowd dataset's official test split for final figures")
+                        help="the split of --data to evaluate on: val, or test (the official test split) for final figures")
     parser.add_argument("--format", default=None, choices=CROWD_FORMATS, help="counting: layout of the --data folder (default: detected)")
     parser.add_argument("--val-fraction", type=float, default=None,
                         help="counting: the --val-fraction the model was trained with (to rebuild the same val split)")
@@ -147,9 +151,24 @@ def run_sweep(args: argparse.Namespace) -> dict:
     task = {"density": "counting", "segmentation": "segmentation"}.get(model_task, "classification")
     from cdomain.data.crowd_formats import CrowdOptions
 
-    dataset = open_dataset(args.data or {"counting": "crowd", "segmentation": "mosaic"}.get(task, "textures"), task,
-                           format=args.format, crowd=CrowdOptions(val_fraction=args.val_fraction,
-                                                                  max_side=args.max_side))
+    data = args.data or {"counting": "crowd", "segmentation": "mosaic"}.get(task, "textures")
+    crowd = CrowdOptions(val_fraction=args.val_fraction, max_side=args.max_side)
+    dataset = open_dataset(data, task, format=args.format, crowd=crowd, data_split=args.data_split)
+    coarse = None
+    if args.label_map:  # coarse checkpoints read the mapped data; fine ones are also scored on the coarse classes
+        from cdomain.data.layouts import coarse_table, load_label_map
+
+        coarse_classes, table = coarse_table(dataset.classes, load_label_map(args.label_map), args.label_map)
+        if all(c.header.classes == coarse_classes for c in checkpoints.values()):
+            dataset = open_dataset(data, task, format=args.format, crowd=crowd, data_split=args.data_split,
+                                   label_map=args.label_map)
+        elif all(c.header.classes == dataset.classes for c in checkpoints.values()):
+            coarse = table
+        else:
+            raise ConfigError("--label-map", "the checkpoints must all be trained on the coarse classes of the map "
+                                             "or all on the fine classes of --data")
+        print(f"labels: {args.label_map} maps the data to {len(coarse_classes)} coarse classes"
+              + ("; fine checkpoints are also scored on them (coarse column)" if coarse else ""), flush=True)
     for checkpoint in checkpoints.values():
         check_fits(checkpoint, dataset.classes, model_task, None, "checkpoint")
     if args.codec == "latent":
@@ -164,14 +183,18 @@ def run_sweep(args: argparse.Namespace) -> dict:
     def show(point: SweepPoint) -> None:
         quality = "orig" if point.quality is None else f"q{point.quality}"
         unit = "%" if point.metric in ("accuracy", "miou") else ""
-        mse = f" mse {point.mse:6.2f}" if point.mse is not None else ""
-        print(f"{point.checkpoint:>24} {quality:>5}  {point.metric} {point.value:6.2f}{unit}{mse}  "
+        extra = f" mse {point.mse:6.2f}" if point.mse is not None else ""
+        if point.top5 is not None:
+            extra += f"  top-5 {point.top5:6.2f}%"
+        if point.coarse_accuracy is not None:
+            extra += f"  coarse {point.coarse_accuracy:6.2f}%"
+        print(f"{point.checkpoint:>24} {quality:>5}  {point.metric} {point.value:6.2f}{unit}{extra}  "
               f"{point.mean_bytes:9.0f} B/image  {point.bits_per_pixel:6.3f} bpp", flush=True)
 
     points = sweep(checkpoints, dataset.split(args.split), args.qualities, method=args.requant, crop=crop,
                    batch_size=batch_size, workers=args.workers, device=device, progress=show,
                    target=dataset.target(args.split), skip_bad=args.skip_bad, strict=not args.lenient,
-                   transcode=transcode_dir() if args.transcode else None)
+                   transcode=transcode_dir() if args.transcode else None, coarse=coarse)
     written = write_results(points, output)
     print(f"wrote {', '.join(str(path) for path in written.values())}")
     return {"points": points, "written": written, "metric": metric_of(next(iter(checkpoints.values())))}

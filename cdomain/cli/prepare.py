@@ -4,6 +4,7 @@
 
     cdomain-prepare codec   --data textures --quality 3 [--steps 2000] [--output codec.safetensors]
     cdomain-prepare latents --codec codec.safetensors --data textures --output latents/
+    cdomain-prepare resize  SRC OUT [--size 256] [--quality keep] [--workers 2]
 
 ``codec`` trains a CompressAI hyperprior codec (``bmshj2018-hyperprior`` by default) with the
 rate-distortion loss and CompressAI's lambda for the quality, writing an atomic checkpoint
@@ -16,6 +17,9 @@ published ``.pth.tar`` files when you have them locally.
 ``latents`` writes ``(y_hat, sigma_hat)`` of every image into safetensors shards with an
 ``index.json`` per split (``OUTPUT/train``, ``OUTPUT/val``); an interrupted run continues where
 it stopped when rerun with the same arguments.
+
+``resize`` scales every image of a tree to a shortest side of ``--size`` pixels and writes JPEGs
+mirroring the tree (:mod:`cdomain.data.resize`).
 """
 
 from __future__ import annotations
@@ -81,6 +85,19 @@ def setup_args() -> argparse.ArgumentParser:
     from cdomain.cli.compress import add_compress_parser  # bitstream files, one per image
 
     add_compress_parser(commands)
+
+    resize = commands.add_parser("resize", help="resize an image tree into JPEGs (shortest side to --size)",
+                                 formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+    resize.add_argument("source", type=Path, help="image folder (any nesting, e.g. an ImageNet train/ and val/ tree)")
+    resize.add_argument("output", type=Path,
+                        help="new folder, mirroring the source tree; rerun to continue after a kill")
+    resize.add_argument("--size", type=int, default=256, help="pixels of the shortest side (--longest: longest side)")
+    resize.add_argument("--longest", action="store_true", help="scale the longest side to --size instead")
+    resize.add_argument("--quality", default="keep",
+                        help="IJG quality 1..100, or keep (estimated from each source's tables)")
+    resize.add_argument("--subsampling", default="keep", help="chroma subsampling: keep (the source's) or 420")
+    resize.add_argument("--workers", type=int, default=1, help="worker processes")
+    resize.add_argument("--quiet", action="store_true", help="no progress bar")
     return parser
 
 
@@ -150,7 +167,7 @@ def run_codec(args: argparse.Namespace) -> dict:
     summary = train_codec(model, splits[names[0]], config, checkpoint=output, device=args.device, progress=progress,
                           resume=resume)
     model.cpu()
-    eval_split = names[-1]
+    eval_split = "val" if "val" in splits else names[-1]
     samples = splits[eval_split]
     count = min(args.eval_images, len(samples))
     bits = estimate = pixels = squared = 0.0
@@ -209,8 +226,31 @@ def run_latents(args: argparse.Namespace) -> dict:
     return summary
 
 
+def run_resize(args: argparse.Namespace) -> dict:
+    from cdomain.data.resize import ResizeSettings, resize_tree
+
+    quality = args.quality
+    if quality != "keep":
+        try:
+            quality = int(quality)
+        except ValueError:
+            raise ConfigError("--quality", f"must be keep or an IJG quality in 1..100, got {args.quality!r}") from None
+    settings = ResizeSettings(size=args.size, longest=args.longest, quality=quality, subsampling=args.subsampling)
+    summary = resize_tree(args.source, args.output, settings, workers=args.workers,
+                          progress=not args.quiet and sys.stderr.isatty())
+    log(summary.line())
+    for relative, cause in list(summary.skipped.items())[:20]:
+        log(f"  skipped {relative}: {cause}")
+    if len(summary.skipped) > 20:
+        log(f"  ... and {len(summary.skipped) - 20} more (all listed in {args.output}/.cdomain-resize.json)")
+    return {"summary": summary}
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     args = setup_args().parse_args(argv)
+    if args.command == "resize":
+        return run_command("cdomain-prepare", lambda: run_resize(args),
+                           interrupted="; finished files are intact, rerun the same command to continue")
     action = run_codec if args.command == "codec" else run_latents
     if args.command == "compress":
         from cdomain.cli.compress import run_compress as action

@@ -7,7 +7,10 @@ Every command and the training driver resolve ``--data`` here:
   targets built from their head points;
 - embedded segmentation sets (``mosaic``, ``mosaic-tiny``): texture mosaics generated on first
   use, with per-pixel label-map targets;
-- a folder with ``train/`` and ``val/`` ImageFolder trees (``<split>/<class>/<image>.jpg``);
+- a folder with ``train/`` and ``val/`` ImageFolder trees (``<split>/<class>/<image>.jpg``) and
+  optionally ``test/``; ``val/`` and ``test/`` may also be flat with a label file (ImageNet's
+  layout, :mod:`cdomain.data.layouts`);
+- a MINC-2500 folder (``images/`` + ``labels/``), label split ``data_split`` (1..5);
 - a plain ImageFolder tree (one split, ``"data"``), for commands that do not need two splits;
 - either kind of folder holding learned-codec bitstream files (``.cdlb``, written by
   ``cdomain-prepare compress``) instead of JPEG files: a dataset of ``format`` ``"bitstream"``,
@@ -19,7 +22,8 @@ Every command and the training driver resolve ``--data`` here:
   than JPEG files, resolved by :func:`open_clips`.
 
 :func:`open_dataset` returns a :class:`Dataset`: the sample list of every split, the class
-names and, for counting, the target function of each split.
+names and, for counting, the target function of each split. ``label_map`` (a fine-to-coarse
+label map file) relabels every split of a classification set with the coarse classes.
 """
 
 from __future__ import annotations
@@ -82,14 +86,30 @@ def embedded_names(task: str | None = None) -> tuple[str, ...]:
 
 def open_dataset(data: str, task: str = "classification", *, require_splits: bool = True,
                  log: Callable[[str], Any] | None = None, format: str | None = None,
-                 crowd: Any = None) -> Dataset:
+                 crowd: Any = None, label_map: str | None = None, data_split: int | None = None) -> Dataset:
     """Resolve ``data`` (embedded name or folder) for ``task``; DataError says what is wrong.
 
     ``require_splits=False`` also accepts a plain ImageFolder tree, as the single split ``"data"``.
     ``log`` is told when an embedded dataset is generated (first use). ``format`` names a crowd
     dataset layout (default: detected); ``crowd`` is a
     :class:`~cdomain.data.crowd_formats.CrowdOptions` (validation fraction, density recipe).
+    ``label_map`` names a fine-to-coarse label map file; ``data_split`` picks MINC-2500's
+    numbered split (default 1).
     """
+    dataset = _open(data, task, require_splits=require_splits, log=log, data_split=data_split)
+    if label_map is None:
+        return dataset
+    from cdomain.data.layouts import apply_label_map, load_label_map
+
+    if task != "classification":
+        raise DataError(f"{label_map}: a label map relabels classification data, not {task}")
+    mapping = load_label_map(label_map)
+    splits = {name: apply_label_map(samples, mapping, label_map) for name, samples in dataset.splits.items()}
+    return Dataset(dataset.name, task, splits, dataset.embedded, dataset.targets)
+
+
+def _open(data: str, task: str, *, require_splits: bool, log: Callable[[str], Any] | None,
+          data_split: int | None) -> Dataset:
     from cdomain.data.crowd import CROWD, crowd_root
     from cdomain.data.embedded import EMBEDDED, embedded_dataset, embedded_root
 
@@ -130,6 +150,13 @@ def open_dataset(data: str, task: str = "classification", *, require_splits: boo
     if not path.is_dir():
         known = ", ".join(embedded_names())
         raise DataError(f"{data}: neither an embedded dataset ({known}) nor a folder")
+    from cdomain.data.layouts import is_minc, minc_splits
+
+    if is_minc(path):
+        return Dataset(data, task, minc_splits(path, 1 if data_split is None else data_split), embedded=False)
+    if data_split is not None:
+        raise DataError(f"{data}: only MINC-2500-style data (images/ and labels/) has numbered splits "
+                        f"(data split {data_split})")
     split_folders = (path / "train").is_dir() or (path / "val").is_dir()
     kind = _folder_format(path / "train" if (path / "train").is_dir() else path)
     if split_folders or require_splits:
@@ -154,9 +181,16 @@ def _folders(name: str, root: Path, task: str, *, embedded: bool, kind: str = "j
     if missing:
         raise DataError(f"{name}: expected an embedded dataset name or a folder with train/ and val/ "
                         f"sub-folders (missing {', '.join(missing)}/)")
-    splits = {split: image_folder(root / split, _SUFFIXES[kind]) for split in ("train", "val")}
-    if splits["train"].classes != splits["val"].classes:
-        raise DataError(f"{name}: train/ and val/ have different class folders")
+    from cdomain.data.layouts import flat_split
+
+    splits = {"train": image_folder(root / "train", _SUFFIXES[kind])}
+    for split in ("val", "test"):
+        if split == "test" and not (root / split).is_dir():
+            continue
+        flat = flat_split(root, split, splits["train"].classes) if not embedded and kind == "jpeg" else None
+        splits[split] = flat if flat is not None else image_folder(root / split, _SUFFIXES[kind])
+        if splits[split].classes != splits["train"].classes:
+            raise DataError(f"{name}: train/ and {split}/ have different class folders")
     return Dataset(name, task, splits, embedded=embedded, format=kind)
 
 

@@ -28,8 +28,26 @@ from cdomain.data.inputs import make_loader
 from cdomain.data.quality import reencoded_samples
 from cdomain.errors import CheckpointError
 from cdomain.jpeg.markers import parse_header
-from cdomain.train.engine import evaluate
+from cdomain.train.engine import Classification, Task, evaluate
 from cdomain.train.engine import task_of_model
+
+
+@dataclass(frozen=True)
+class CoarseClassification(Classification):
+    """Classification that also scores predictions mapped to coarse classes (``coarse[fine] = coarse``)."""
+
+    coarse: tuple[int, ...] = ()
+
+    def loss(self, outputs, targets):
+        loss, sums = super().loss(outputs, targets)
+        table = torch.as_tensor(self.coarse, device=outputs.device)
+        sums["coarse_correct"] = float((table[outputs.argmax(1)] == table[targets]).sum())
+        return loss, sums
+
+    def summarize(self, sums):
+        metrics = super().summarize(sums)
+        metrics["coarse_acc"] = 100.0 * sums.get("coarse_correct", 0.0) / max(1.0, sums["count"])
+        return metrics
 
 #: The qualities of the compression-impact studies, and the CPT figures' range.
 DEFAULT_QUALITIES = (5, 10, 15, 20, 25, 30, 40, 50, 60, 75, 90, 95)
@@ -50,6 +68,8 @@ class SweepPoint:
     skipped: int = 0  # unreadable files skipped (--skip-bad)
     mse: float | None = None  # counting: the literature's "MSE", the root of the mean squared count error
     transcoded: int = 0  # files read through YCbCr JPEG copies (--transcode)
+    top5: float | None = None  # classifiers: top-5 accuracy in percent
+    coarse_accuracy: float | None = None  # a fine classifier read through a label map: coarse top-1
 
 
 def compressed_size(samples: SampleList, skip_bad: bool = False, strict: bool = True,
@@ -123,11 +143,13 @@ def evaluate_checkpoint(
     skip_bad: bool = False,
     strict: bool = True,
     transcode=None,
+    task: Task | None = None,
 ) -> dict:
     """Loss and metrics of ``checkpoint`` on ``samples``, loaded the way it was trained.
 
-    Classifiers give ``acc``; counting networks (``target`` = the density targets) ``mae``/``mse``;
-    segmentation networks (``target`` = the label maps) ``miou``/``pixel_acc``.
+    Classifiers give ``acc`` (and ``top5``); counting networks (``target`` = the density targets)
+    ``mae``/``mse``; segmentation networks (``target`` = the label maps) ``miou``/``pixel_acc``.
+    ``task`` replaces the checkpoint's own (e.g. :class:`CoarseClassification`).
     """
     spec = checkpoint.input_spec
     if spec is None or spec.input == "latent":
@@ -135,7 +157,7 @@ def evaluate_checkpoint(
                               "(networks on latents: --codec latent)")
     loader = make_loader(spec, samples, train=False, batch_size=batch_size, crop=crop, workers=workers,
                          stats=checkpoint.stats, target=target, skip_bad=skip_bad, strict=strict, transcode=transcode)
-    result = evaluate(checkpoint.model, task_of_model(spec.task), loader, device)
+    result = evaluate(checkpoint.model, task or task_of_model(spec.task), loader, device)
     result["skipped"] = loader.skipped
     result["transcoded"] = len({note.path for note in loader.transcoded_files})
     return result
@@ -157,22 +179,28 @@ def sweep(
     skip_bad: bool = False,
     strict: bool = True,
     transcode=None,
+    coarse: Sequence[int] | None = None,
 ) -> list[SweepPoint]:
-    """Evaluate every checkpoint at every quality (and on the original files)."""
+    """Evaluate every checkpoint at every quality (and on the original files).
+
+    ``coarse`` (the coarse class of each fine class) also reports each classifier's coarse accuracy.
+    """
+    task = CoarseClassification("classification", "classification", "acc", True, "%", tuple(coarse)) \
+        if coarse is not None else None
     points = []
     levels: list[int | None] = ([None] if include_original else []) + list(qualities)
     for quality in levels:
         data = samples if quality is None else reencoded_samples(samples, quality, method, strict=strict,
-                                                                 transcode=transcode)
+                                                                 transcode=transcode, workers=workers)
         mean_bytes, bpp = compressed_size(data, skip_bad, strict, transcode)
         for name, checkpoint in checkpoints.items():
             result = evaluate_checkpoint(checkpoint, data, crop=crop, batch_size=batch_size, workers=workers,
                                          device=device, target=target, skip_bad=skip_bad, strict=strict,
-                                         transcode=transcode)
+                                         transcode=transcode, task=task)
             metric = metric_of(checkpoint)
             point = SweepPoint(name, quality, metric, metric_value(checkpoint, result), result["loss"], mean_bytes, bpp,
                                result["images"], result["skipped"], result.get("mse") if metric == "mae" else None,
-                               result["transcoded"])
+                               result["transcoded"], result.get("top5"), result.get("coarse_acc"))
             points.append(point)
             if progress is not None:
                 progress(point)

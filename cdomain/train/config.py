@@ -79,6 +79,10 @@ class TrainConfig:
     scale: tuple[int, ...] = option((1, 1), "training crops: LOW,HIGH range of DCT-domain downscale factors (1, 2, 4); "
                                             "each image draws one and its crop covers that many times --crop",
                                     group="data")
+    label_map: str | None = option(None, "fine-to-coarse label map file (JSON, YAML or CSV fine,coarse): train and "
+                                         "validate on the coarse classes", group="data")
+    data_split: int | None = option(None, "MINC-2500-style data: which numbered label split (1..5); default 1",
+                                    group="data")
     # quality and mode
     mode: str = option("standard", "standard, npt (fine-tune --init at --target-quality), cpt (curriculum), "
                                    "jpeg-aug (random quality per image) or joint (codec + network, latent input)",

@@ -171,7 +171,8 @@ class TrainingRun:
         crowd = CrowdOptions(val_fraction=config.val_fraction, density=config.density, sigma=config.sigma,
                              max_side=config.max_side)
         self.dataset = open_dataset(config.data, config.task, log=self.log if self.dist.is_main else None,
-                                    format=config.format, crowd=crowd)
+                                    format=config.format, crowd=crowd, label_map=config.label_map,
+                                    data_split=config.data_split)
         self.kind.setup(self)
         torch.manual_seed(config.seed)
         state, resumed = RunState(best=[None] * len(self.phases)), None

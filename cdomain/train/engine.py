@@ -7,7 +7,8 @@ codec fine-tuning (:class:`cdomain.latents.joint.JointLearner`) is another learn
 loop. Steps return metric *sums*, which :func:`run_epoch` adds over batches and over ranks
 (under ``torchrun``) before the learner turns them into metrics.
 
-Tasks. ``classification``: cross-entropy; top-1 accuracy in percent (higher is better).
+Tasks. ``classification``: cross-entropy; top-1 accuracy in percent (higher is better), and
+``top5`` (the target among the 5 highest scores; among all of them with fewer than 5 classes).
 ``counting`` (density maps): CSRNet's Euclidean loss (Li et al. 2018, eq. 1), the squared L2
 distance between predicted and true maps of each image, halved and averaged over the batch,
 ``L = 1 / (2B) * sum_i ||pred_i - true_i||^2``. Metrics over images: ``mae`` = mean |predicted
@@ -73,12 +74,14 @@ class Classification(Task):
     def loss(self, outputs, targets):
         loss = nn.functional.cross_entropy(outputs, targets)
         count = targets.numel()
+        top5 = outputs.detach().topk(min(5, outputs.shape[1]), dim=1).indices  # top-5 beside top-1
         return loss, {"loss": float(loss.detach()) * count, "correct": float((outputs.argmax(1) == targets).sum()),
-                      "count": float(count)}
+                      "correct5": float((top5 == targets[:, None]).any(1).sum()), "count": float(count)}
 
     def summarize(self, sums):
         count = max(1.0, sums["count"])
-        return {"loss": sums["loss"] / count, "acc": 100.0 * sums["correct"] / count, "images": int(sums["count"])}
+        return {"loss": sums["loss"] / count, "acc": 100.0 * sums["correct"] / count,
+                "top5": 100.0 * sums.get("correct5", 0.0) / count, "images": int(sums["count"])}
 
 
 class Counting(Task):

@@ -1,9 +1,9 @@
 """Input kinds as small strategies: what a network reads, how its loaders and learner are built.
 
-- ``dct`` / ``rgb``: JPEG files, re-encoded per phase quality when asked (cached on disk),
-  read as coefficients or decoded pixels of the same crops; channel statistics from the
-  training data. DCT batches take the batch path (workers pack int16 coefficients, one
-  kernel call on the model's device makes the inputs).
+- ``dct`` / ``rgb``: JPEG files, re-encoded per phase quality when asked (cached on disk, each
+  rank and data worker writing its own share), read as coefficients or decoded pixels of the
+  same crops; channel statistics from the training data. DCT batches take the batch path
+  (workers pack int16 coefficients, one kernel call on the model's device makes the inputs).
 - ``latent`` (frozen codec): the images of each split (at the phase quality) are encoded once
   into a latent cache, then read as ``(y_hat, sigma_hat)``; validation bpp from real bitstreams.
   A dataset of learned-codec bitstream files (``cdomain-prepare compress``) is read straight
@@ -61,13 +61,11 @@ class JPEGInput:
         base = run.dataset.split(split)
         if quality is None:
             return base
-        reading = {"strict": not run.config.lenient, "transcode": transcode_dir() if run.config.transcode else None}
-        if run.dist.is_main:
-            samples = reencoded_samples(base, quality, run.config.requant, progress=run.progress, **reading)
-        distributed.barrier()  # the other ranks reuse rank 0's cache
-        if not run.dist.is_main:
-            samples = reencoded_samples(base, quality, run.config.requant, **reading)
-        return samples
+        # every rank writes its own share of the cache with its data workers, then the shares are joined
+        return reencoded_samples(base, quality, run.config.requant, progress=run.progress,
+                                 share=(run.dist.rank, run.dist.world_size), workers=run.config.workers,
+                                 wait=distributed.barrier, strict=not run.config.lenient,
+                                 transcode=transcode_dir() if run.config.transcode else None)
 
     def loader(self, run: "TrainingRun", spec: InputSpec, split: str, quality: int | None, train: bool, stats: Any):
         config = run.config

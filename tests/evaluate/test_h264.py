@@ -88,7 +88,7 @@ def test_cli_sweeps_crf_with_the_jpeg_output_format(tmp_path, capsys):
     assert {row["metric"] for row in rows} == {"accuracy"} and all(row["images"] == 40 for row in rows)
     assert rows[0]["bits_per_pixel"] == 24.0 and rows[1]["bits_per_pixel"] > rows[2]["bits_per_pixel"] > 0
     csv_header = (tmp_path / "sweep" / "sweep.csv").read_text().splitlines()[0]
-    assert csv_header == "checkpoint,quality,metric,value,loss,mean_bytes,bits_per_pixel,images,skipped,mse,transcoded"
+    assert csv_header == "checkpoint,quality,metric,value,loss,mean_bytes,bits_per_pixel,images,skipped,mse,transcoded,top5,coarse_accuracy"
     assert (tmp_path / "sweep" / "sweep.png").read_bytes()[:4] == b"\x89PNG"
     assert "crf51" in capsys.readouterr().out
     # DCT networks read JPEG coefficients, which decoded video frames do not have
