@@ -29,7 +29,7 @@ label map file) relabels every split of a classification set with the coarse cla
 from __future__ import annotations
 
 import sys
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any, Callable
 
@@ -96,7 +96,8 @@ def open_dataset(data: str, task: str = "classification", *, require_splits: boo
     ``label_map`` names a fine-to-coarse label map file; ``data_split`` picks MINC-2500's
     numbered split (default 1).
     """
-    dataset = _open(data, task, require_splits=require_splits, log=log, data_split=data_split)
+    dataset = _open(data, task, require_splits=require_splits, log=log, data_split=data_split, format=format,
+                    crowd=crowd)
     if label_map is None:
         return dataset
     from cdomain.data.layouts import apply_label_map, load_label_map
@@ -105,11 +106,11 @@ def open_dataset(data: str, task: str = "classification", *, require_splits: boo
         raise DataError(f"{label_map}: a label map relabels classification data, not {task}")
     mapping = load_label_map(label_map)
     splits = {name: apply_label_map(samples, mapping, label_map) for name, samples in dataset.splits.items()}
-    return Dataset(dataset.name, task, splits, dataset.embedded, dataset.targets)
+    return replace(dataset, splits=splits)
 
 
 def _open(data: str, task: str, *, require_splits: bool, log: Callable[[str], Any] | None,
-          data_split: int | None) -> Dataset:
+          data_split: int | None, format: str | None, crowd: Any) -> Dataset:
     from cdomain.data.crowd import CROWD, crowd_root
     from cdomain.data.embedded import EMBEDDED, embedded_dataset, embedded_root
 

@@ -24,9 +24,9 @@ def test_two_shares_each_write_their_own_files(tmp_path, monkeypatch):
     calls: dict[str, list[int]] = {}
     original = quality_module.encode_file
 
-    def recording(source, target, quality, method):
+    def recording(source, target, *args):
         calls.setdefault(threading.current_thread().name, []).append(int(pathlib.Path(target).stem))
-        return original(source, target, quality, method)
+        return original(source, target, *args)
 
     monkeypatch.setattr(quality_module, "encode_file", recording)
     barrier = threading.Barrier(2, timeout=120)
@@ -113,3 +113,12 @@ def test_torchrun_ranks_each_write_a_share(tmp_path):
     assert result.returncode == 0, result.stderr[-3000:]
     shares = sorted(path.name for path in (tmp_path / "data" / "reencoded").rglob("shares/*.json"))
     assert shares == ["0-of-2.json", "0-of-2.json", "1-of-2.json", "1-of-2.json"]  # train and val
+
+
+def test_strict_lenient_and_transcoded_readings_get_their_own_caches(tmp_path):
+    samples = SampleList(tiny_val().paths[:2], tiny_val().labels[:2], tiny_val().classes)
+    folders = {
+        pathlib.Path(reencoded_samples(samples, 40, "dct", cache_dir=tmp_path, **reading).paths[0]).parents[1].name
+        for reading in ({}, {"strict": False}, {"transcode": tmp_path / "copies"})
+    }
+    assert folders == {"dct-q40", "dct-q40-lenient", "dct-q40-transcoded"}
