@@ -38,7 +38,7 @@ def add_compress_parser(commands) -> argparse.ArgumentParser:
 
 
 def run_compress(args: argparse.Namespace) -> dict:
-    from cdomain.data.registry import open_dataset
+    from cdomain.cli.prepare import resolve_data
     from cdomain.latents.codecs import load_codec
     from cdomain.latents.compress import compress_samples
 
@@ -46,14 +46,7 @@ def run_compress(args: argparse.Namespace) -> dict:
         raise ConfigError("--workers", f"must be >= 0, got {args.workers}")
     if args.output.exists() and not args.output.is_dir():
         raise RunFolderError(f"--output {args.output}: exists and is not a folder")
-    splits = open_dataset(args.data, "classification", require_splits=False,
-                          log=lambda message: print(message, flush=True)).splits
-    if args.splits:
-        wanted = [part.strip() for part in args.splits.split(",") if part.strip()]
-        unknown = [name for name in wanted if name not in splits]
-        if unknown:
-            raise ConfigError("--splits", f"{', '.join(unknown)} not in {args.data} (it has {', '.join(splits)})")
-        splits = {name: splits[name] for name in wanted}
+    splits = resolve_data(args.data, args.splits)
     codec = load_codec(args.codec)
     config = codec.cdomain_config
     print(f"codec {args.codec}: {config['architecture']} quality {config.get('quality')} N={codec.N} M={codec.M}",

@@ -105,11 +105,19 @@ def log(message: str) -> None:
     print(message, flush=True)
 
 
-def resolve_data(data: str) -> dict:
-    """The sample list of each split of ``data`` (``train``/``val``, or ``data`` for a plain folder)."""
+def resolve_data(data: str, splits: str | None = None) -> dict:
+    """The sample list of each split of ``data`` (``train``/``val``, or ``data`` for a plain folder),
+    or of the comma-separated ``splits`` only (``--splits``; ConfigError naming unknown ones)."""
     from cdomain.data.registry import open_dataset
 
-    return open_dataset(data, "classification", require_splits=False, log=log).splits
+    found = open_dataset(data, "classification", require_splits=False, log=log).splits
+    if not splits:
+        return found
+    wanted = [part.strip() for part in splits.split(",") if part.strip()]
+    unknown = [name for name in wanted if name not in found]
+    if unknown:
+        raise ConfigError("--splits", f"{', '.join(unknown)} not in {data} (it has {', '.join(found)})")
+    return {name: found[name] for name in wanted}
 
 
 def codec_resume_point(output: Path, steps: int, overwrite: bool) -> bool:
@@ -200,13 +208,7 @@ def run_latents(args: argparse.Namespace) -> dict:
     for name in ("shard_size", "batch_size"):
         if getattr(args, name) < 1:
             raise ConfigError(f"--{name.replace('_', '-')}", f"must be >= 1, got {getattr(args, name)}")
-    splits = resolve_data(args.data)
-    if args.splits:
-        wanted = [part.strip() for part in args.splits.split(",") if part.strip()]
-        unknown = [name for name in wanted if name not in splits]
-        if unknown:
-            raise ConfigError("--splits", f"{', '.join(unknown)} not in {args.data} (it has {', '.join(splits)})")
-        splits = {name: splits[name] for name in wanted}
+    splits = resolve_data(args.data, args.splits)
     model = load_codec(args.codec)
     log(f"codec {args.codec}: {model.cdomain_config['architecture']} N={model.N} M={model.M}")
     progress = not args.quiet and sys.stderr.isatty()

@@ -21,7 +21,7 @@ import numpy as np
 import torch
 
 from cdomain import kernels
-from cdomain.data.dct_transforms import ChannelStats, chroma_ratio, file_tables
+from cdomain.data.dct_transforms import ChannelStats, check_layout, file_tables
 from cdomain.jpeg.image import DCTImage
 from cdomain.kernels import _host
 
@@ -46,15 +46,7 @@ def pack_sample(
     """Crop ``box`` (luma blocks ``top, left, rows, cols``), flip, and keep ``fbs`` frequencies
     of every component of ``image``; its tables are checked once here, for the whole file."""
     top, left, rows, cols = box
-    ry, rx = chroma_ratio(image)
-    if layout == "split":
-        if image.num_components > 1 and (ry, rx) != (2, 2):
-            raise ValueError(
-                f"{image.source}: the split layout needs 4:2:0 chroma, this image is {image.subsampling}; "
-                "use layout='merged'"
-            )
-        if rows % 2 or cols % 2:
-            raise ValueError(f"{image.source}: the split layout needs an even number of luma blocks")
+    ry, rx = check_layout(image, layout, rows, cols)
     file_tables(image)  # entries 1..65535, once per file
     luma = _host.pack_region(image.y, top, left, rows, cols, flip, fbs)
     tables = np.ones((3, 8, 8), np.uint16)

@@ -280,11 +280,8 @@ def crowd_root(name: str = "crowd") -> Path:
 def crowd_dataset(name: str = "crowd", *, progress: bool | None = None) -> Path:
     """Return the root of crowd dataset ``name`` (``"crowd"`` or ``"crowd-tiny"``), generating
     it on first use. ``progress`` shows a progress bar (default: when stderr is a terminal)."""
-    root = crowd_root(name)
-    spec = CROWD[name]
-    if progress is None:
-        progress = sys.stderr.isatty()
-    return build_once(root, lambda staging: _write_dataset(staging, spec, name, progress))
+    show = sys.stderr.isatty() if progress is None else progress
+    return build_once(crowd_root(name), lambda staging: _write_dataset(staging, CROWD[name], name, show))
 
 
 def _write_dataset(root: Path, spec: CrowdSpec, name: str, progress: bool) -> None:

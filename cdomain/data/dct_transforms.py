@@ -170,6 +170,21 @@ def locate_region(
     return crop_blocks(image, *box), region
 
 
+def check_layout(image: DCTImage, layout: str, rows: int, cols: int) -> tuple[int, int]:
+    """``image``'s chroma ratio, once checked that ``layout`` can hold a ``rows x cols``-block
+    region of it (the split layout needs 4:2:0 or grayscale, and even block counts)."""
+    ry, rx = chroma_ratio(image)
+    if layout == "split":
+        if image.num_components > 1 and (ry, rx) != (2, 2):
+            raise ValueError(
+                f"{image.source}: the split layout needs 4:2:0 chroma, this image is {image.subsampling}; "
+                "use layout='merged'"
+            )
+        if rows % 2 or cols % 2:
+            raise ValueError(f"{image.source}: the split layout needs an even number of luma blocks")
+    return ry, rx
+
+
 def to_channels(
     image: DCTImage, fbs: int, layout: str = "merged", stats: ChannelStats | None = None
 ) -> np.ndarray | tuple[np.ndarray, np.ndarray]:
@@ -182,15 +197,8 @@ def to_channels(
     if layout not in LAYOUTS:
         raise ValueError(f"layout must be one of {LAYOUTS}, got {layout!r}")
     rows, cols = image.y.shape[:2]
-    ry, rx = chroma_ratio(image)
+    ry, rx = check_layout(image, layout, rows, cols)
     if layout == "split":
-        if image.num_components > 1 and (ry, rx) != (2, 2):
-            raise ValueError(
-                f"{image.source}: the split layout needs 4:2:0 chroma, this image is {image.subsampling}; "
-                "use layout='merged'"
-            )
-        if rows % 2 or cols % 2:
-            raise ValueError(f"{image.source}: the split layout needs an even number of luma blocks")
         luma = np.empty((fbs, rows, cols), dtype=np.float32)
         chroma = np.empty((2 * fbs, rows // 2, cols // 2), dtype=np.float32)
         _fill(image, fbs, stats, luma, [chroma[:fbs], chroma[fbs:]], (1, 1))

@@ -136,11 +136,8 @@ def mosaic_root(name: str = "mosaic") -> Path:
 
 def mosaic_dataset(name: str = "mosaic", *, progress: bool | None = None) -> Path:
     """Return the root of mosaic dataset ``name``, generating it on first use."""
-    root = mosaic_root(name)
-    spec = MOSAIC[name]
-    if progress is None:
-        progress = sys.stderr.isatty()
-    return build_once(root, lambda staging: _write_dataset(staging, spec, name, progress))
+    show = sys.stderr.isatty() if progress is None else progress
+    return build_once(mosaic_root(name), lambda staging: _write_dataset(staging, MOSAIC[name], name, show))
 
 
 def _write_dataset(root: Path, spec: MosaicSpec, name: str, progress: bool) -> None:

@@ -67,7 +67,7 @@ from torch import Tensor
 from cdomain.atomic import atomic_write
 from cdomain.errors import DataError
 from cdomain.latents.codecs import ARCHITECTURES, codec_config
-from cdomain.latents.encode import LATENT_STRIDE, PAD_MULTIPLE, Compressed, latent_box
+from cdomain.latents.encode import LATENT_STRIDE, PAD_MULTIPLE, Compressed, PaddedImage
 
 MAGIC = b"CDLB"
 VERSION = 1
@@ -100,7 +100,7 @@ class BitstreamError(DataError):
 
 
 @dataclass(frozen=True)
-class Bitstream:
+class Bitstream(PaddedImage):
     """One image's parsed container: the codec it needs, the geometry and the two strings."""
 
     architecture: str
@@ -120,12 +120,7 @@ class Bitstream:
 
     @property
     def bpp(self) -> float:
-        return self.bits / (self.image_size[0] * self.image_size[1])
-
-    @property
-    def box(self) -> tuple[int, int, int, int]:
-        """``(top, left, height, width)`` of the latent cells that overlap the unpadded image."""
-        return latent_box(self.padding, self.image_size)
+        return self.bits / self.pixels
 
     def compressed(self) -> Compressed:
         """A batch-of-one :class:`~cdomain.latents.encode.Compressed` with these strings."""

@@ -36,8 +36,25 @@ PAD_MULTIPLE = 64
 LATENT_STRIDE = 16
 
 
+class PaddedImage:
+    """What an image's latents know of it: ``padding`` (left, right, top, bottom) and the unpadded
+    ``image_size`` (height, width), with the latent cells that cover it and its pixel count."""
+
+    padding: tuple[int, int, int, int]
+    image_size: tuple[int, int]
+
+    @property
+    def pixels(self) -> int:
+        return self.image_size[0] * self.image_size[1]
+
+    @property
+    def box(self) -> tuple[int, int, int, int]:
+        """``(top, left, height, width)`` of the latent cells that overlap the unpadded image."""
+        return latent_box(self.padding, self.image_size)
+
+
 @dataclass
-class Latents:
+class Latents(PaddedImage):
     """Latents of a batch: ``y_hat``/``sigma_hat`` ``[B, M, Hp/16, Wp/16]`` and their bit estimate."""
 
     y_hat: Tensor
@@ -48,12 +65,7 @@ class Latents:
 
     @property
     def likelihood_bpp(self) -> Tensor:
-        return self.likelihood_bits / (self.image_size[0] * self.image_size[1])
-
-    @property
-    def box(self) -> tuple[int, int, int, int]:
-        """``(top, left, height, width)`` of the latent cells that overlap the unpadded image."""
-        return latent_box(self.padding, self.image_size)
+        return self.likelihood_bits / self.pixels
 
 
 @dataclass

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any
+from typing import Any, Callable, Mapping
 
 import numpy as np
 
@@ -61,3 +61,30 @@ def annotation(folder: Path, image: Path, name: str) -> Path:
     if not path.is_file():
         raise DataError(f"{image}: no annotation file {path}")
     return path
+
+
+def read_text(path: Path) -> str:
+    """A UTF-8 annotation file's text; DataError naming it when it cannot be read."""
+    try:
+        return path.read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError) as error:
+        raise DataError(f"{path}: cannot read ({getattr(error, 'strerror', None) or error})") from None
+
+
+def read_splits(
+    images: Mapping[str, Path],
+    annotation_of: Callable[[Path], Path],
+    read_points: Callable[[Path], np.ndarray],
+    *,
+    optional: bool = False,
+) -> RawSplits:
+    """Every split's JPEGs (``images[split]``, a folder) with the head points of their annotation
+    files (``annotation_of(image)``, read by ``read_points``). ``optional``: splits whose image
+    folder is missing are left out instead of read as empty."""
+    splits: RawSplits = {}
+    for split, folder in images.items():
+        if optional and not folder.is_dir():
+            continue
+        files = jpegs(folder)
+        splits[split] = ([str(image) for image in files], [read_points(annotation_of(image)) for image in files])
+    return splits

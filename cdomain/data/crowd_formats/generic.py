@@ -19,7 +19,7 @@ import numpy as np
 
 from cdomain.errors import DataError
 
-from .common import RawSplits, check_points, jpegs
+from .common import RawSplits, check_points, read_splits, read_text
 
 NAME = "points"
 LAYOUT = "train/images/<stem>.jpg + train/points/<stem>.json or .csv, and test/ (val/ optional)"
@@ -34,15 +34,8 @@ def defaults(root: Path) -> dict:
     return {"val_fraction": 0.1, "density": "adaptive", "sigma": 15.0}
 
 
-def _read_text(path: Path) -> str:
-    try:
-        return path.read_text(encoding="utf-8")
-    except (OSError, UnicodeDecodeError) as error:
-        raise DataError(f"{path}: cannot read ({getattr(error, 'strerror', None) or error})") from None
-
-
 def read_points(path: Path) -> np.ndarray:
-    text = _read_text(path)
+    text = read_text(path)
     if path.suffix == ".json":
         try:
             value = json.loads(text)
@@ -69,18 +62,14 @@ def read_points(path: Path) -> np.ndarray:
     return check_points(rows, path)
 
 
+def _annotation(image: Path) -> Path:
+    """``<split>/points/<stem>.json`` or ``.csv`` beside ``<split>/images/<stem>.jpg``."""
+    candidates = [image.parent.parent / "points" / f"{image.stem}{suffix}" for suffix in (".json", ".csv")]
+    found = [path for path in candidates if path.is_file()]
+    if not found:
+        raise DataError(f"{image}: no annotation file {candidates[0]} or {candidates[1].name}")
+    return found[0]
+
+
 def read(root: Path) -> RawSplits:
-    splits: RawSplits = {}
-    for split in SPLITS:
-        if not (root / split / "images").is_dir():
-            continue
-        paths, points = [], []
-        for image in jpegs(root / split / "images"):
-            candidates = [root / split / "points" / f"{image.stem}{suffix}" for suffix in (".json", ".csv")]
-            found = [path for path in candidates if path.is_file()]
-            if not found:
-                raise DataError(f"{image}: no annotation file {candidates[0]} or {candidates[1].name}")
-            paths.append(str(image))
-            points.append(read_points(found[0]))
-        splits[split] = (paths, points)
-    return splits
+    return read_splits({split: root / split / "images" for split in SPLITS}, _annotation, read_points, optional=True)

@@ -17,7 +17,7 @@ import numpy as np
 
 from cdomain.errors import DataError
 
-from .common import RawSplits, annotation, check_points, jpegs
+from .common import RawSplits, annotation, check_points, read_splits, read_text
 
 NAME = "jhu"
 LAYOUT = "train/images/0001.jpg + train/gt/0001.txt (x y w h o b per line), and val/, test/"
@@ -34,10 +34,7 @@ def defaults(root: Path) -> dict:
 
 def read_points(path: Path) -> np.ndarray:
     rows = []
-    try:
-        text = path.read_text(encoding="utf-8")
-    except (OSError, UnicodeDecodeError) as error:
-        raise DataError(f"{path}: cannot read ({getattr(error, 'strerror', None) or error})") from None
+    text = read_text(path)
     for number, line in enumerate(text.splitlines(), 1):
         parts = line.split()
         if not parts:
@@ -52,13 +49,6 @@ def read_points(path: Path) -> np.ndarray:
 
 
 def read(root: Path) -> RawSplits:
-    splits: RawSplits = {}
-    for split in SPLITS:
-        if not (root / split / "images").is_dir():
-            continue
-        paths, points = [], []
-        for image in jpegs(root / split / "images"):
-            paths.append(str(image))
-            points.append(read_points(annotation(root / split / "gt", image, f"{image.stem}.txt")))
-        splits[split] = (paths, points)
-    return splits
+    return read_splits({split: root / split / "images" for split in SPLITS},
+                       lambda image: annotation(image.parent.parent / "gt", image, f"{image.stem}.txt"),
+                       read_points, optional=True)

@@ -12,7 +12,7 @@ from pathlib import Path
 
 from cdomain.errors import DataError
 
-from .common import RawSplits, annotation, check_points, jpegs, load_mat
+from .common import RawSplits, annotation, check_points, load_mat, read_splits
 
 NAME = "qnrf"
 LAYOUT = "Train/img_0001.jpg + Train/img_0001_ann.mat (annPoints), and Test/"
@@ -36,11 +36,5 @@ def read_points(path: Path):
 
 
 def read(root: Path) -> RawSplits:
-    splits: RawSplits = {}
-    for split, folder in SPLITS.items():
-        paths, points = [], []
-        for image in jpegs(root / folder):
-            paths.append(str(image))
-            points.append(read_points(annotation(root / folder, image, f"{image.stem}_ann.mat")))
-        splits[split] = (paths, points)
-    return splits
+    return read_splits({split: root / folder for split, folder in SPLITS.items()},
+                       lambda image: annotation(image.parent, image, f"{image.stem}_ann.mat"), read_points)

@@ -18,7 +18,7 @@ import numpy as np
 
 from cdomain.errors import DataError
 
-from .common import RawSplits, annotation, check_points, jpegs, load_mat
+from .common import RawSplits, annotation, check_points, load_mat, read_splits
 
 NAME = "shanghaitech"
 LAYOUT = "train_data/images/IMG_1.jpg + train_data/ground-truth/GT_IMG_1.mat, and test_data/"
@@ -69,11 +69,6 @@ def read_points(path: Path) -> np.ndarray:
 
 
 def read(root: Path) -> RawSplits:
-    splits: RawSplits = {}
-    for split, folder in SPLITS.items():
-        paths, points = [], []
-        for image in jpegs(root / folder / "images"):
-            paths.append(str(image))
-            points.append(read_points(annotation(root / folder / "ground-truth", image, f"GT_{image.stem}.mat")))
-        splits[split] = (paths, points)
-    return splits
+    return read_splits({split: root / folder / "images" for split, folder in SPLITS.items()},
+                       lambda image: annotation(image.parent.parent / "ground-truth", image, f"GT_{image.stem}.mat"),
+                       read_points)
