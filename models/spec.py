@@ -13,7 +13,8 @@ Fields:
 ``fbs``      n, the lowest zigzag frequencies kept per colour component, or ``None``
 ``channels`` channels of the input (an int), or one int per input tensor (a tuple)
 ``stride``   pixels per input position, an int or one per input tensor
-``task``     ``"classification"`` or ``"density"`` (density maps for counting)
+``task``     ``"classification"``, ``"density"`` (density maps for counting) or ``"correction"``
+             (artifact correction: corrected coefficients, :mod:`cdomain.models.artifact`)
 ``output_stride``  pixels per output cell of a density network, else ``None``
 """
 
@@ -28,7 +29,7 @@ __all__ = ["InputSpec", "INPUT_KINDS", "LAYOUT_INPUT"]
 INPUT_KINDS = ("dct", "rgb", "latent")
 #: The input kind each layout belongs to.
 LAYOUT_INPUT = {"rgb": "rgb", "merged": "dct", "split": "dct", "latent": "latent"}
-_TASKS = ("classification", "density")
+_TASKS = ("classification", "density", "correction")
 
 
 def _ints(value: Any, name: str) -> int | tuple[int, ...] | None:

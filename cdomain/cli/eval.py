@@ -54,6 +54,9 @@ def setup_args() -> argparse.ArgumentParser:
     parser.add_argument("--device", default="auto")
     parser.add_argument("--output", type=Path, default=None, help="output folder (default: a new runs/eval-<time>)")
     parser.add_argument("--overwrite", action="store_true", help="replace the sweep files of an earlier --output")
+    parser.add_argument("--correct", type=Path, default=None, metavar="AC_CKPT",
+                        help="artifact-correction checkpoint (cdomain-train --mode ac|ttac) put in front of every "
+                             "checkpoint on compressed images; the original files skip it")
     return parser
 
 
@@ -104,6 +107,14 @@ def run_sweep(args: argparse.Namespace) -> dict:
     for checkpoint in checkpoints.values():
         check_fits(checkpoint, dataset.classes, "density" if task == "counting" else "classification", None,
                    "checkpoint")
+    correction = None
+    if args.correct is not None:
+        from cdomain.train.correction import load_corrector
+
+        correction = load_corrector(args.correct)
+        for checkpoint in checkpoints.values():
+            if checkpoint.input_spec.input not in ("dct", "rgb"):
+                raise ConfigError("--correct", f"{checkpoint.path}: correction feeds dct or rgb networks")
     output = claim_output(args.output, args.overwrite)
     crop = args.crop if args.crop is not None else (None if dataset.embedded else 224)
 
@@ -115,7 +126,7 @@ def run_sweep(args: argparse.Namespace) -> dict:
 
     points = sweep(checkpoints, dataset.split("val"), args.qualities, method=args.requant, crop=crop,
                    batch_size=args.batch_size, workers=args.workers, device=device, progress=show,
-                   target=dataset.target("val"), skip_bad=args.skip_bad)
+                   target=dataset.target("val"), skip_bad=args.skip_bad, correction=correction)
     written = write_results(points, output)
     print(f"wrote {', '.join(str(path) for path in written.values())}")
     return {"points": points, "written": written, "metric": metric_of(next(iter(checkpoints.values())))}

@@ -110,16 +110,27 @@ def sweep(
     progress=None,
     target=None,
     skip_bad: bool = False,
+    correction: Checkpoint | None = None,
 ) -> list[SweepPoint]:
-    """Evaluate every checkpoint at every quality (and on the original files)."""
+    """Evaluate every checkpoint at every quality (and on the original files).
+
+    ``correction`` (an artifact corrector, :mod:`cdomain.train.correction`) is put in front of
+    every checkpoint on the re-encoded images; the original files are evaluated without it.
+    """
     points = []
     levels: list[int | None] = ([None] if include_original else []) + list(qualities)
     for quality in levels:
         data = samples if quality is None else reencoded_samples(samples, quality, method)
         mean_bytes, bpp = compressed_size(data, skip_bad)
         for name, checkpoint in checkpoints.items():
-            result = evaluate_checkpoint(checkpoint, data, crop=crop, batch_size=batch_size, workers=workers,
-                                         device=device, target=target, skip_bad=skip_bad)
+            if correction is not None and quality is not None:
+                from cdomain.train.correction import evaluate_corrected
+
+                result = evaluate_corrected(checkpoint, correction, samples, data, crop=crop, batch_size=batch_size,
+                                            workers=workers, device=device, target=target, skip_bad=skip_bad)
+            else:
+                result = evaluate_checkpoint(checkpoint, data, crop=crop, batch_size=batch_size, workers=workers,
+                                             device=device, target=target, skip_bad=skip_bad)
             metric = metric_of(checkpoint)
             value = result["mae"] if metric == "mae" else result["acc"]
             point = SweepPoint(name, quality, metric, value, result["loss"], mean_bytes, bpp, result["images"],
