@@ -17,9 +17,9 @@ on the embedded crowd set with the DCT-input CSRNet:
 
 Every arm is repeated for each seed of ``--seeds`` (3 by default; the q0 model too), and the
 table gives the mean +- sample standard deviation over seeds of the final validation MAE/MSE,
-and CPT's mean relative MAE improvement over NPT and over NPT-equal. Run time on 2 CPU cores
-with the defaults: about 2.5 hours (``--quick``: the tiny crowd set, 2 / 1 epochs, about 2
-minutes).
+and CPT's mean relative MAE improvement over NPT and over NPT-equal. The defaults are about
+600 epochs on the crowd set: 3.5 hours or more on 2 shared CPU cores (not run; estimated from
+21 s per epoch). ``--quick`` (the tiny crowd set, 2 / 1 epochs) takes about 2.5 minutes.
 
     python benchmarks/cpt_vs_npt.py [--quick] [--input dct|rgb] [--seeds 0 1 2] [--output runs/cpt-vs-npt]
 
