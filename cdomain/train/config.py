@@ -36,6 +36,8 @@ TASK_DEFAULTS = {
     "counting": {"data": "crowd", "batch_size": 16, "optimizer": "adamw", "lr": 1e-2, "weight_decay": 1e-4,
                  "model": {"dct": "csrnet_dct_small", "rgb": "csrnet_small"}},
 }
+#: Optimiser defaults of artifact correction (--mode ac|ttac), where left unset.
+CORRECTION_DEFAULTS = {"optimizer": "adamw", "lr": 1e-3, "weight_decay": 0.0}
 
 
 def option(default: Any, help: str, *, choices: tuple | None = None, group: str = "run") -> Any:
@@ -161,6 +163,8 @@ class TrainConfig:
     def resolved(self) -> "TrainConfig":
         """This config with the task's defaults filled in for every option left unset."""
         defaults = TASK_DEFAULTS[self.task]
+        if self.mode in ("ac", "ttac"):  # the corrector's own optimiser, whatever the task
+            defaults = {**defaults, **CORRECTION_DEFAULTS}
         changes = {key: defaults[key] for key in ("data", "batch_size", "optimizer", "lr", "weight_decay")
                    if getattr(self, key) is None}
         if self.model is None and self.mode in ("ac", "ttac"):

@@ -17,7 +17,8 @@ from cdomain.train.config import INPUTS, MODES, TASKS
 CODEC = str(Path(__file__).resolve().parents[1] / "latents" / "data" / "codec-n16-m24.safetensors")
 MODE_OPTIONS = {"standard": {}, "jpeg-aug": {"aug_quality": (20, 60), "requant": "dct"},
                 "cpt": {"curriculum": (75, 40), "target_quality": 40, "requant": "dct"},
-                "npt": {"target_quality": 40, "requant": "dct"}, "joint": {"crop": 32}}
+                "npt": {"target_quality": 40, "requant": "dct"}, "joint": {"crop": 32},
+                "ac": {"requant": "dct", "quality": 40}, "ttac": {"requant": "dct", "quality": 40, "task_model": ("t",)}}
 
 
 def accepted(task: str, input: str, mode: str) -> bool:
@@ -41,7 +42,8 @@ def tiny(task: str, input: str, mode: str, output: Path, **extra) -> TrainConfig
 
 
 def test_the_accepted_combinations_are_the_documented_ones():
-    assert len(COMBINATIONS) == 2 * 2 * 4 + 2  # {dct, rgb} x 4 JPEG modes x 2 tasks, latent standard and joint
+    # {dct, rgb} x 4 JPEG modes x 2 tasks, latent standard and joint, artifact correction (dct) x 2 modes x 2 tasks
+    assert len(COMBINATIONS) == 2 * 2 * 4 + 2 + 2 * 2
     assert ("classification", "latent", "joint") in COMBINATIONS and ("counting", "latent", "standard") not in COMBINATIONS
 
 
@@ -50,19 +52,22 @@ def test_combination_runs_end_to_end(tmp_path, task, input, mode):
     if input == "latent" and not compressai_available():
         pytest.skip("CompressAI is not installed")
     extra = {}
-    if mode == "npt":
+    if mode in ("npt", "ttac"):
         start = tmp_path / "start"
         run(tiny(task, input, "standard", start))
-        extra["init"] = str(start / "model.safetensors")
+        extra["init" if mode == "npt" else "task_model"] = str(start / "model.safetensors")
     output = tmp_path / "run"
     summary = run(tiny(task, input, mode, output, **extra))
-    metric = "val_mae" if task == "counting" else "val_acc"
+    metric = "val_loss" if mode in ("ac", "ttac") else "val_mae" if task == "counting" else "val_acc"
     assert summary[f"final_{metric}"] is not None
     assert json.loads((output / "summary.json").read_text())["phases"] == summary["phases"]
     assert len(summary["phases"]) == (2 if mode == "cpt" else 1)
     header = read_header(output / "model.safetensors")
     assert header.input_spec.input == input
-    assert header.task == ("density" if task == "counting" else "classification")
+    if mode in ("ac", "ttac"):
+        assert header.task == "correction"
+    else:
+        assert header.task == ("density" if task == "counting" else "classification")
     assert (output / "state.json").is_file() and (output / "best.safetensors").is_file()
     assert TrainConfig.from_yaml(output / "config.yaml") == TrainConfig.from_mapping(
         {**tiny(task, input, mode, output, **extra).resolved().__dict__, "output": str(output)})
