@@ -10,14 +10,18 @@ on the embedded crowd set with the DCT-input CSRNet:
 1. q0 model: ``--quality 75``, ``--q0-epochs`` epochs;
 2. NPT: from the q0 model, ``--step-epochs`` epochs at the target quality;
 3. CPT: from the q0 model, ``--step-epochs`` epochs at each quality of the curriculum after 75,
-   down to 1 (the phase at quality 5 is the CPT result for target 5).
+   down to 1 (the phase at quality 5 is the CPT result for target 5);
+4. NPT-equal (the fair control): from the q0 model, straight at the target quality for as many
+   epochs as the whole curriculum down to it (``--step-epochs`` x its number of phases: 8 for
+   quality 5, 9 for quality 1), so that it trains exactly as long as CPT.
 
-It prints validation MAE/MSE at each target quality and CPT's relative MAE improvement over NPT.
-Both arms see the same data and the same number of epochs at the target quality; CPT spends more
-epochs in total, as in the study. Run time on 2 CPU cores with the defaults: about 20 minutes
-(``--quick``: about 5 minutes).
+Every arm is repeated for each seed of ``--seeds`` (3 by default; the q0 model too), and the
+table gives the mean +- sample standard deviation over seeds of the final validation MAE/MSE,
+and CPT's mean relative MAE improvement over NPT and over NPT-equal. The defaults are about
+600 epochs on the crowd set: 3.5 hours or more on 2 shared CPU cores (not run; estimated from
+21 s per epoch). ``--quick`` (the tiny crowd set, 2 / 1 epochs) takes about 2.5 minutes.
 
-    python benchmarks/cpt_vs_npt.py [--quick] [--input dct|rgb] [--output runs/cpt-vs-npt]
+    python benchmarks/cpt_vs_npt.py [--quick] [--input dct|rgb] [--seeds 0 1 2] [--output runs/cpt-vs-npt]
 
 Every arm is one :func:`cdomain.train.run` (modes ``standard``, ``npt`` and ``cpt``), with its run
 folder under ``--output`` (replaced when the script is run again).
@@ -27,11 +31,15 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
+import statistics
 import time
 from pathlib import Path
 
+from cdomain.atomic import atomic_write
 from cdomain.train import TrainConfig, run
 from cdomain.train.config import DEFAULT_CURRICULUM
+from cdomain.train.modes import curriculum_prefix
 
 TARGETS = (5, 1)
 
@@ -42,46 +50,79 @@ def last_record(output: Path, quality: int) -> dict:
     return [r for r in records if r["quality"] == quality][-1]
 
 
-def main() -> None:
+def mean_std(values) -> tuple[float, float]:
+    """Mean and sample standard deviation (0 for a single value)."""
+    values = list(values)
+    return statistics.fmean(values), (statistics.stdev(values) if len(values) > 1 else 0.0)
+
+
+def show(values, digits: int = 2, suffix: str = "") -> str:
+    mean, std = mean_std(values)
+    return f"{mean:.{digits}f}{suffix} ± {std:.{digits}f}{suffix}"
+
+
+def main(argv=None) -> dict:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--output", type=Path, default=Path("runs/cpt-vs-npt"))
     parser.add_argument("--input", choices=("dct", "rgb"), default="dct")
     parser.add_argument("--data", default="crowd")
     parser.add_argument("--q0-epochs", type=int, default=30)
     parser.add_argument("--step-epochs", type=int, default=6)
-    parser.add_argument("--quick", action="store_true", help="12 / 3 epochs")
-    parser.add_argument("--seed", type=int, default=0)
-    args = parser.parse_args()
+    parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
+    parser.add_argument("--quick", action="store_true", help="crowd-tiny, 2 / 1 epochs")
+    args = parser.parse_args(argv)
     if args.quick:
-        args.q0_epochs, args.step_epochs = 12, 3
+        args.data, args.q0_epochs, args.step_epochs = "crowd-tiny", 2, 1
     start = time.perf_counter()
     out = args.output
-    common = TrainConfig(task="counting", data=args.data, input=args.input, seed=args.seed, optimizer="adamw",
-                         lr=1e-3, weight_decay=1e-4, quiet=True, overwrite=True)
+    curriculum = DEFAULT_CURRICULUM[1:]
     q0 = DEFAULT_CURRICULUM[0]
-    run(common.replace(quality=q0, epochs=args.q0_epochs, output=str(out / f"q{q0}")))
-    init = str(out / f"q{q0}" / "model.safetensors")
-    step = common.replace(epochs=args.step_epochs, warmup_epochs=0, init=init)
-    for target in TARGETS:
-        run(step.replace(mode="npt", target_quality=target, output=str(out / f"npt-q{target}")))
-    run(step.replace(mode="cpt", curriculum=DEFAULT_CURRICULUM[1:], target_quality=min(TARGETS),
-                     output=str(out / "cpt")))
+    print(f"CPT vs NPT on {args.data} ({args.input}): q0 {args.q0_epochs} epochs, {args.step_epochs} per curriculum "
+          f"step, seeds {args.seeds}; load {os.getloadavg()[0]:.1f}", flush=True)
+    results = {target: {"npt": [], "npt_equal": [], "cpt": []} for target in TARGETS}
+    q0_records = []
+    for seed in args.seeds:
+        root = out / f"seed{seed}"
+        common = TrainConfig(task="counting", data=args.data, input=args.input, seed=seed, optimizer="adamw",
+                             lr=1e-3, weight_decay=1e-4, quiet=True, overwrite=True)
+        run(common.replace(quality=q0, epochs=args.q0_epochs, output=str(root / f"q{q0}")))
+        q0_records.append(last_record(root / f"q{q0}", q0))
+        step = common.replace(epochs=args.step_epochs, warmup_epochs=0, init=str(root / f"q{q0}" / "model.safetensors"))
+        for target in TARGETS:
+            phases = len(curriculum_prefix(curriculum, target))
+            run(step.replace(mode="npt", target_quality=target, output=str(root / f"npt-q{target}")))
+            run(step.replace(mode="npt", target_quality=target, epochs=phases * args.step_epochs,
+                             output=str(root / f"npt-equal-q{target}")))
+        run(step.replace(mode="cpt", curriculum=curriculum, target_quality=min(TARGETS), output=str(root / "cpt")))
+        for target in TARGETS:
+            for arm, folder in (("npt", f"npt-q{target}"), ("npt_equal", f"npt-equal-q{target}"), ("cpt", "cpt")):
+                results[target][arm].append(last_record(root / folder, target))
+        print(f"seed {seed} done ({time.perf_counter() - start:.0f} s)", flush=True)
 
     rows = []
     for target in TARGETS:
-        npt, cpt = last_record(out / f"npt-q{target}", target), last_record(out / "cpt", target)
-        improvement = 100 * (npt["val_mae"] - cpt["val_mae"]) / npt["val_mae"]
-        rows.append({"quality": target, "npt_mae": npt["val_mae"], "npt_mse": npt["val_mse"],
-                     "cpt_mae": cpt["val_mae"], "cpt_mse": cpt["val_mse"], "mae_improvement_pct": improvement})
-    q0_record = last_record(out / f"q{q0}", q0)
-    (out / "table.json").write_text(json.dumps({"q0": q0_record, "rows": rows}, indent=2))
-    print(f"\nq0 model ({args.input}, quality {q0}): val MAE {q0_record['val_mae']:.2f}, MSE {q0_record['val_mse']:.2f}")
-    print("| target quality | NPT MAE | NPT MSE | CPT MAE | CPT MSE | CPT MAE improvement |")
-    print("|---|---|---|---|---|---|")
+        arms = results[target]
+        mae = {arm: [r["val_mae"] for r in records] for arm, records in arms.items()}
+        mse = {arm: [r["val_mse"] for r in records] for arm, records in arms.items()}
+        gain = {other: [100 * (a - c) / a for a, c in zip(mae[other], mae["cpt"])] for other in ("npt", "npt_equal")}
+        rows.append({"quality": target, "epochs": {"npt": args.step_epochs,
+                                                   "npt_equal": len(curriculum_prefix(curriculum, target)) * args.step_epochs,
+                                                   "cpt": len(curriculum_prefix(curriculum, target)) * args.step_epochs},
+                     "mae": mae, "mse": mse, "cpt_improvement_pct": gain})
+    atomic_write(out / "table.json", json.dumps({"seeds": args.seeds, "q0": q0_records, "rows": rows}, indent=2))
+    print(f"\nq0 models ({args.input}, quality {q0}): val MAE {show(r['val_mae'] for r in q0_records)}, "
+          f"MSE {show(r['val_mse'] for r in q0_records)} over {len(args.seeds)} seed(s)")
+    print("| target quality | NPT MAE (epochs) | NPT-equal MAE (epochs) | CPT MAE (epochs) | NPT MSE | NPT-equal MSE | "
+          "CPT MSE | CPT MAE gain vs NPT | vs NPT-equal |")
+    print("|---|---|---|---|---|---|---|---|---|")
     for row in rows:
-        print(f"| {row['quality']} | {row['npt_mae']:.2f} | {row['npt_mse']:.2f} | {row['cpt_mae']:.2f} | "
-              f"{row['cpt_mse']:.2f} | {row['mae_improvement_pct']:+.1f}% |")
-    print(f"\nrun time {time.perf_counter() - start:.0f} s; results in {out}")
+        mae, mse, epochs, gain = row["mae"], row["mse"], row["epochs"], row["cpt_improvement_pct"]
+        print(f"| {row['quality']} | {show(mae['npt'])} ({epochs['npt']}) | {show(mae['npt_equal'])} "
+              f"({epochs['npt_equal']}) | {show(mae['cpt'])} ({epochs['cpt']}) | {show(mse['npt'])} | "
+              f"{show(mse['npt_equal'])} | {show(mse['cpt'])} | {show(gain['npt'], 1, '%')} | "
+              f"{show(gain['npt_equal'], 1, '%')} |")
+    print(f"\nrun time {time.perf_counter() - start:.0f} s, load {os.getloadavg()[0]:.1f}; results in {out}")
+    return {"rows": rows, "q0": q0_records}
 
 
 if __name__ == "__main__":

@@ -1,55 +1,51 @@
-"""Frozen codec vs joint fine-tuning: cResNet-39 accuracy and real bpp at two codec qualities.
+"""Frozen codec vs joint fine-tuning: cResNet-39 accuracy against real bpp, compared at equal bpp.
 
 The published comparison (docs/references.md, "Learned latents": MINC-2500 textures, pretrained
 bmshj2018 codecs) found joint fine-tuning of encoder and task network far ahead of a frozen
 encoder at low quality (q1: 66.26 vs 13.88 top-1). This script repeats the comparison at CPU
-scale on the embedded ``textures`` data set (10 classes, 1,200 train / 400 val images, 64x64):
+scale on the embedded ``textures-256`` set (10 classes, 400 train / 200 val images of 256x256;
+``--quick``: ``textures-256-tiny``, 30 / 20 images):
 
 1. per quality, train a bmshj2018-hyperprior codec of the zoo's size (N=128, M=192 for
-   q1-5) from scratch, briefly (``--codec-steps`` Adam steps on 64x64 crops, lr
+   q1-5) from scratch (``--codec-steps`` Adam steps on ``--codec-crop`` crops, lr
    ``--codec-lr``) -- far from CompressAI's converged weights, which cannot be downloaded here;
-2. frozen: encode train and val once (cached latents), train cResNet-39 on them
-   (``cdomain.train.run`` with ``TrainConfig(input="latent")``);
-3. joint: start from the same codec and a cResNet-39 with the same initial weights (same seed),
+2. frozen: encode train and val once (cached latents: 16x16 for 256 px), train cResNet-39 on them
+   resized to 32x32 with a random 28x28 crop, as published (``TrainConfig(input="latent")``);
+3. linear probe: a logistic regression on the frozen latents' per-channel mean and standard
+   deviation, printed beside chance, to show whether the codec's latents carry the classes at
+   all before any network is trained on them;
+4. joint: start from the same codec and a cResNet-39 with the same initial weights (same seed),
    train encoder side and network together on CE + ``--lambda-rate`` * bpp
    (``TrainConfig(input="latent", mode="joint")``: :class:`cdomain.latents.joint.JointLearner`);
-4. print validation accuracy and validation bpp (real bitstreams from ``compress()`` and the
-   likelihood estimate) for each.
+5. print validation accuracy and validation bpp (real bitstreams from ``compress()`` and the
+   likelihood estimate) for each, and the accuracy at equal bpp: the frozen arms' accuracy
+   interpolated (linearly in log bpp) at each joint arm's bpp, where it lies between two frozen
+   points.
 
 Each arm is a run folder (``OUTPUT/q<Q>/frozen``, ``OUTPUT/q<Q>/joint``, the latter with the
 tuned ``codec.safetensors``), replaced when the script is run again; the frozen arm's latent
 cache (``OUTPUT/q<Q>/latents``) and the trained codec are reused.
 
-CPU sizing: the 64x64 images give 4x4 latents; the published resize-to-32 / crop-28 would make
-every cResNet-39 step about 50x dearer, so latents are used at their own size (``--resize``/
-``--crop`` default to none; training still flips). The settings below are the defaults, chosen
-before any run and not tuned to the outcome.
+    python benchmarks/joint_vs_frozen.py [--quick] [--qualities 1 4] [--codec-steps 300] [--epochs 3]
 
-    python benchmarks/joint_vs_frozen.py [--qualities 1 4] [--codec-steps 300] [--epochs 3]
+The settings below are the defaults, chosen before any run and not tuned to the outcome.
 
-Run time with the defaults on 2 shared CPU cores (load 4-5 from other jobs): 57 min wall,
-38 min CPU (codecs 8-11 min each, frozen arms 7 min each, joint arms 10-14 min each).
-Measured (validation, 400 images, chance 10%):
-
-    | quality | frozen acc | frozen bpp (est.) | joint acc | joint bpp (est.) |
-    | 1 | 9.8% | 0.1396 (0.1159) | 12.8% | 0.1622 (0.1360) |
-    | 4 | 16.2% | 0.4879 (0.4759) | 12.8% | 0.2531 (0.2293) |
-
-At this scale every arm stays near chance, so the run shows the pipeline working end to end
-(real bitstreams before and after joint tuning; joint tuning at lambda_rate 1 halved the q4
-rate) but does not reproduce the published gap; that needs converged codecs and far longer
-training. Real bpp exceeds the estimate by 0.01-0.03 here: on 64x64 images the two
-per-image streams' fixed cost (about 12 bytes) alone is 0.02 bpp.
+Cost: cResNet-39 on 28x28 latents trained at about 0.1 image/s on 2 shared CPU cores, so the
+defaults take many hours on a CPU; they were not run to completion there. The earlier 64 px
+version of this script left every arm at chance because 4x4 latents do not carry the classes.
 """
 
 from __future__ import annotations
 
 import argparse
+import math
 import os
 import time
 from pathlib import Path
 
 import torch
+
+from cdomain.latents.cache import LatentCache, write_latents
 
 from cdomain.data.embedded import embedded_dataset
 from cdomain.latents.codec_train import CodecTrainConfig, train_codec
@@ -60,33 +56,88 @@ from cdomain.train import TrainConfig, run
 def setup_args() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0],
                                      formatter_class=argparse.ArgumentDefaultsHelpFormatter)
-    parser.add_argument("--data", default="textures")
+    parser.add_argument("--data", default="textures-256")
     parser.add_argument("--qualities", type=int, nargs="+", default=[1, 4])
     parser.add_argument("--codec-steps", type=int, default=300)
     parser.add_argument("--codec-batch", type=int, default=8)
     parser.add_argument("--codec-lr", type=float, default=1e-3)
+    parser.add_argument("--codec-crop", type=int, default=128, help="square codec training crops (pixels)")
     parser.add_argument("--model", default="cresnet39")
     parser.add_argument("--epochs", type=int, default=3)
     parser.add_argument("--batch-size", type=int, default=64)
     parser.add_argument("--lr", type=float, default=1e-3, help="AdamW learning rate of the network (both arms)")
     parser.add_argument("--lambda-rate", type=float, default=1.0, help="joint: weight of bpp beside the cross-entropy")
     parser.add_argument("--joint-codec-lr", type=float, default=1e-4)
-    parser.add_argument("--resize", type=int, default=None)
-    parser.add_argument("--crop", type=int, default=None)
+    parser.add_argument("--resize", type=int, default=32, help="latent side after resizing (published: 32)")
+    parser.add_argument("--crop", type=int, default=28, help="latent crop (published: 28)")
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--output", type=Path, default=Path("runs/joint_vs_frozen"))
     parser.add_argument("--progress", action="store_true", help="progress bars")
+    parser.add_argument("--probe-only", action="store_true",
+                        help="train the codecs and fit the linear probe on their latents; no network arms")
+    parser.add_argument("--quick", action="store_true",
+                        help="textures-256-tiny, codec 4 steps x 2 crops of 64, 1 epoch of batch 8 on 8x8 latents "
+                             "(cResNet-39 on 32/28 latents runs at about 0.1 image/s on a shared CPU)")
     return parser
 
 
-def main(argv=None) -> None:
+def probe_accuracy(train_dir: Path, val_dir: Path, steps: int = 200) -> float:
+    """Validation accuracy (%) of a logistic regression on latents' per-channel mean and std."""
+
+    def features(directory: Path) -> tuple[torch.Tensor, torch.Tensor]:
+        cache = LatentCache(directory)
+        rows, labels = [], []
+        for index in range(len(cache)):
+            y_hat, _, label = cache[index]
+            flat = y_hat.flatten(1)
+            rows.append(torch.cat([flat.mean(1), flat.std(1)]))
+            labels.append(int(label))
+        return torch.stack(rows), torch.tensor(labels)
+
+    x_train, y_train = features(train_dir)
+    x_val, y_val = features(val_dir)
+    mean, std = x_train.mean(0), x_train.std(0).clamp(min=1e-6)
+    x_train, x_val = (x_train - mean) / std, (x_val - mean) / std
+    classes = int(max(y_train.max(), y_val.max())) + 1
+    generator = torch.Generator().manual_seed(0)
+    linear = torch.nn.Linear(x_train.shape[1], classes)
+    with torch.no_grad():
+        linear.weight.normal_(0, 0.01, generator=generator)
+        linear.bias.zero_()
+    optimizer = torch.optim.LBFGS(linear.parameters(), max_iter=steps, line_search_fn="strong_wolfe")
+
+    def closure():
+        optimizer.zero_grad()
+        loss = torch.nn.functional.cross_entropy(linear(x_train), y_train) + 1e-3 * linear.weight.square().sum()
+        loss.backward()
+        return loss
+
+    optimizer.step(closure)
+    with torch.no_grad():
+        return 100.0 * float((linear(x_val).argmax(1) == y_val).float().mean())
+
+
+def at_bpp(points: list[tuple[float, float]], bpp: float) -> float | None:
+    """Accuracy of a curve of ``(bpp, acc)`` points at ``bpp``, linear in log bpp; None outside it."""
+    points = sorted(points)
+    for (b0, a0), (b1, a1) in zip(points, points[1:]):
+        if b0 <= bpp <= b1:
+            t = 0.0 if b1 == b0 else (math.log(bpp) - math.log(b0)) / (math.log(b1) - math.log(b0))
+            return a0 + t * (a1 - a0)
+    return None
+
+
+def main(argv=None) -> list:
     args = setup_args().parse_args(argv)
+    if args.quick:
+        args.data, args.codec_steps, args.codec_batch, args.codec_crop = "textures-256-tiny", 4, 2, 64
+        args.epochs, args.batch_size, args.resize, args.crop = 1, 8, 8, 8
     torch.set_num_threads(args.threads)
     embedded_dataset(args.data)
     start = time.perf_counter()
     print(f"joint vs frozen on {args.data}: qualities {args.qualities}, codec {args.codec_steps} steps x "
-          f"{args.codec_batch} crops (lr {args.codec_lr}), {args.model} {args.epochs} epochs x batch {args.batch_size} "
+          f"{args.codec_batch} crops of {args.codec_crop} px (lr {args.codec_lr}), {args.model} {args.epochs} epochs x batch {args.batch_size} "
           f"(AdamW lr {args.lr}), joint lambda_rate {args.lambda_rate}, codec lr {args.joint_codec_lr}, "
           f"latents resize {args.resize} crop {args.crop}; {args.threads} threads, load {os.getloadavg()[0]:.1f}",
           flush=True)
@@ -106,18 +157,30 @@ def main(argv=None) -> None:
             codec_note = "reused"
         else:
             codec = build_codec("bmshj2018-hyperprior", quality)
-            config = CodecTrainConfig(steps=args.codec_steps, batch_size=args.codec_batch, crop=64, lr=args.codec_lr,
+            config = CodecTrainConfig(steps=args.codec_steps, batch_size=args.codec_batch, crop=args.codec_crop, lr=args.codec_lr,
                                       seed=args.seed, checkpoint_every=max(1, args.codec_steps))
             summary = train_codec(codec, args.data, config, checkpoint=codec_path, progress=args.progress)
             codec_note = f"trained, PSNR {summary['psnr']:.1f} dB at {summary['bpp']:.3f} bpp (train crops)"
         codec_seconds = time.perf_counter() - t0
         print(f"q{quality}: codec N={codec.N} M={codec.M} {codec_note} in {codec_seconds:.0f}s", flush=True)
+        if args.probe_only:  # the latents alone: encode both splits, fit the probe, no network arms
+            for split in ("train", "val"):
+                write_latents(codec, args.data, out / "latents" / split, split=split, bitstreams=split == "val",
+                              codec_path=str(codec_path), progress=args.progress, overwrite=True)
+            probe = probe_accuracy(out / "latents" / "train", out / "latents" / "val")
+            chance = 100 / len(codec_classes(out))
+            print(f"q{quality} linear probe on the frozen latents: {probe:.1f}% (chance {chance:.1f}%)", flush=True)
+            rows.append((quality, {"probe": probe}, None))
+            continue
 
         # frozen: train and val encoded once into the latent cache (val with real bitstreams)
         t0 = time.perf_counter()
         summary = run(common.replace(codec=str(codec_path), cache=str(out / "latents"), output=str(out / "frozen")))
         frozen = {"acc": summary["final_val_acc"], "bpp": summary["final_val_bpp"],
                   "likelihood_bpp": summary["final_val_likelihood_bpp"], "seconds": time.perf_counter() - t0}
+        frozen["probe"] = probe_accuracy(out / "latents" / "train", out / "latents" / "val")
+        print(f"q{quality} linear probe on the frozen latents: {frozen['probe']:.1f}% (chance "
+              f"{100 / len(codec_classes(out)):.1f}%)", flush=True)
         print(f"q{quality} frozen: val acc {frozen['acc']:.1f}% at {frozen['bpp']:.4f} bpp "
               f"(estimate {frozen['likelihood_bpp']:.4f}); {frozen['seconds']:.0f}s", flush=True)
 
@@ -131,13 +194,26 @@ def main(argv=None) -> None:
               f"(estimate {joint['likelihood_bpp']:.4f}); {joint['seconds']:.0f}s", flush=True)
         rows.append((quality, frozen, joint))
 
+    if args.probe_only:
+        print(f"total {time.perf_counter() - start:.0f}s on {args.threads} threads, load {os.getloadavg()[0]:.1f}")
+        return rows
     print()
-    print("| quality | frozen acc | frozen bpp (est.) | joint acc | joint bpp (est.) |")
-    print("|---|---|---|---|---|")
+    frozen_curve = [(frozen["bpp"], frozen["acc"]) for _, frozen, _ in rows]
+    print("| quality | probe acc | frozen acc | frozen bpp (est.) | joint acc | joint bpp (est.) | "
+          "frozen acc at the joint bpp |")
+    print("|---|---|---|---|---|---|---|")
     for quality, frozen, joint in rows:
-        print(f"| {quality} | {frozen['acc']:.1f}% | {frozen['bpp']:.4f} ({frozen['likelihood_bpp']:.4f}) | "
-              f"{joint['acc']:.1f}% | {joint['bpp']:.4f} ({joint['likelihood_bpp']:.4f}) |")
-    print(f"total {time.perf_counter() - start:.0f}s on {args.threads} threads")
+        equal = at_bpp(frozen_curve, joint["bpp"])
+        shown = "outside the frozen bpp range" if equal is None else f"{equal:.1f}%"
+        print(f"| {quality} | {frozen['probe']:.1f}% | {frozen['acc']:.1f}% | {frozen['bpp']:.4f} "
+              f"({frozen['likelihood_bpp']:.4f}) | {joint['acc']:.1f}% | {joint['bpp']:.4f} "
+              f"({joint['likelihood_bpp']:.4f}) | {shown} |")
+    print(f"total {time.perf_counter() - start:.0f}s on {args.threads} threads, load {os.getloadavg()[0]:.1f}")
+    return rows
+
+
+def codec_classes(out: Path) -> tuple[str, ...]:
+    return LatentCache(out / "latents" / "val").classes
 
 
 if __name__ == "__main__":

@@ -10,7 +10,7 @@ from .registry import create_model, is_model, list_models, list_models_for, mode
 from .spec import INPUT_KINDS, InputSpec
 
 # Importing the family modules registers their entry points.
-from . import cresnet, csrnet, resnet, resnet_dct, sasnet, unet  # noqa: E402,F401  isort: skip
+from . import artifact, cresnet, csrnet, resnet, resnet_dct, sasnet, unet  # noqa: E402,F401  isort: skip
 
 __all__ = [
     "INPUT_KINDS",

@@ -13,8 +13,9 @@ Fields:
 ``fbs``      n, the lowest zigzag frequencies kept per colour component, or ``None``
 ``channels`` channels of the input (an int), or one int per input tensor (a tuple)
 ``stride``   pixels per input position, an int or one per input tensor
-``task``     ``"classification"``, ``"density"`` (density maps for counting) or ``"segmentation"``
-             (per-pixel class scores)
+``task``     ``"classification"``, ``"density"`` (density maps for counting), ``"segmentation"``
+             (per-pixel class scores) or ``"correction"`` (artifact correction: corrected
+             coefficients, :mod:`cdomain.models.artifact`)
 ``output_stride``  pixels per output cell of a density or segmentation network, else ``None``
 """
 
@@ -29,7 +30,7 @@ __all__ = ["InputSpec", "INPUT_KINDS", "LAYOUT_INPUT"]
 INPUT_KINDS = ("dct", "rgb", "latent")
 #: The input kind each layout belongs to.
 LAYOUT_INPUT = {"rgb": "rgb", "merged": "dct", "split": "dct", "latent": "latent"}
-_TASKS = ("classification", "density", "segmentation")
+_TASKS = ("classification", "density", "segmentation", "correction")
 
 
 def _ints(value: Any, name: str) -> int | tuple[int, ...] | None:

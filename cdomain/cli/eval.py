@@ -97,6 +97,9 @@ def setup_args() -> argparse.ArgumentParser:
     parser.add_argument("--max-side", type=int, default=None,
                         help="counting: downscale images whose longer side exceeds this many pixels (bounds memory)")
     parser.add_argument("--overwrite", action="store_true", help="replace the sweep files of an earlier --output")
+    parser.add_argument("--correct", type=Path, default=None, metavar="AC_CKPT",
+                        help="artifact-correction checkpoint (cdomain-train --mode ac|ttac) put in front of every "
+                             "checkpoint on compressed images; the original files skip it")
     return parser
 
 
@@ -171,6 +174,14 @@ def run_sweep(args: argparse.Namespace) -> dict:
               + ("; fine checkpoints are also scored on them (coarse column)" if coarse else ""), flush=True)
     for checkpoint in checkpoints.values():
         check_fits(checkpoint, dataset.classes, model_task, None, "checkpoint")
+    correction = None
+    if args.correct is not None:
+        from cdomain.train.correction import load_corrector
+
+        correction = load_corrector(args.correct)
+        for checkpoint in checkpoints.values():
+            if checkpoint.input_spec.input not in ("dct", "rgb"):
+                raise ConfigError("--correct", f"{checkpoint.path}: correction feeds dct or rgb networks")
     if args.codec == "latent":
         return run_latent_sweep(args, checkpoints, dataset, device)
     if dataset.format != "jpeg":
@@ -194,7 +205,8 @@ def run_sweep(args: argparse.Namespace) -> dict:
     points = sweep(checkpoints, dataset.split(args.split), args.qualities, method=args.requant, crop=crop,
                    batch_size=batch_size, workers=args.workers, device=device, progress=show,
                    target=dataset.target(args.split), skip_bad=args.skip_bad, strict=not args.lenient,
-                   transcode=transcode_dir() if args.transcode else None, coarse=coarse)
+                   transcode=transcode_dir() if args.transcode else None, coarse=coarse,
+                   correction=correction)
     written = write_results(points, output)
     print(f"wrote {', '.join(str(path) for path in written.values())}")
     return {"points": points, "written": written, "metric": metric_of(next(iter(checkpoints.values())))}

@@ -23,7 +23,7 @@ from cdomain.train.config import TrainConfig, field_type
 
 GROUPS = {"data": "data", "mode": "JPEG quality and training mode", "latent": "learned latents (--input latent)",
           "model": "model and optimisation", "run": "run"}
-_PARSERS = {"int": int, "float": float, "str": str, "tuple[int, ...]": str}
+_PARSERS = {"int": int, "float": float, "str": str, "tuple[int, ...]": str, "tuple[str, ...]": str}
 
 
 def flag(name: str) -> str:

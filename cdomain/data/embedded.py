@@ -51,6 +51,9 @@ class EmbeddedSpec:
 EMBEDDED: dict[str, EmbeddedSpec] = {
     "textures": EmbeddedSpec(version=1, train_per_class=120, val_per_class=40, size=64, quality=90),
     "textures-tiny": EmbeddedSpec(version=1, train_per_class=8, val_per_class=4, size=32, quality=90),
+    # large enough that a codec's latents carry the texture (256 px: 16x16 latents, resized to 32 for cResNet)
+    "textures-256": EmbeddedSpec(version=1, train_per_class=40, val_per_class=20, size=256, quality=90),
+    "textures-256-tiny": EmbeddedSpec(version=1, train_per_class=3, val_per_class=2, size=256, quality=90),
 }
 
 

@@ -180,10 +180,13 @@ def sweep(
     strict: bool = True,
     transcode=None,
     coarse: Sequence[int] | None = None,
+    correction: Checkpoint | None = None,
 ) -> list[SweepPoint]:
     """Evaluate every checkpoint at every quality (and on the original files).
 
     ``coarse`` (the coarse class of each fine class) also reports each classifier's coarse accuracy.
+    ``correction`` (an artifact corrector, :mod:`cdomain.train.correction`) is put in front of
+    every checkpoint on the re-encoded images; the original files are evaluated without it.
     """
     task = CoarseClassification("classification", "classification", "acc", True, "%", tuple(coarse)) \
         if coarse is not None else None
@@ -194,9 +197,15 @@ def sweep(
                                                                  transcode=transcode, workers=workers)
         mean_bytes, bpp = compressed_size(data, skip_bad, strict, transcode)
         for name, checkpoint in checkpoints.items():
-            result = evaluate_checkpoint(checkpoint, data, crop=crop, batch_size=batch_size, workers=workers,
-                                         device=device, target=target, skip_bad=skip_bad, strict=strict,
-                                         transcode=transcode, task=task)
+            if correction is not None and quality is not None:
+                from cdomain.train.correction import evaluate_corrected
+
+                result = evaluate_corrected(checkpoint, correction, samples, data, crop=crop, batch_size=batch_size,
+                                            workers=workers, device=device, target=target, skip_bad=skip_bad)
+            else:
+                result = evaluate_checkpoint(checkpoint, data, crop=crop, batch_size=batch_size, workers=workers,
+                                             device=device, target=target, skip_bad=skip_bad, strict=strict,
+                                             transcode=transcode, task=task)
             metric = metric_of(checkpoint)
             point = SweepPoint(name, quality, metric, metric_value(checkpoint, result), result["loss"], mean_bytes, bpp,
                                result["images"], result["skipped"], result.get("mse") if metric == "mae" else None,

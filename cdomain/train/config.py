@@ -23,7 +23,7 @@ from cdomain.errors import ConfigError
 
 TASKS = ("classification", "counting", "segmentation")
 INPUTS = ("dct", "rgb", "latent")
-MODES = ("standard", "npt", "cpt", "jpeg-aug", "joint")
+MODES = ("standard", "npt", "cpt", "jpeg-aug", "joint", "ac", "ttac")
 OPTIMIZERS = ("sgd", "adamw")
 REQUANT = ("pixel", "dct")
 #: Crowd dataset layouts (cdomain.data.crowd_formats) and density-map kernels.
@@ -42,6 +42,8 @@ TASK_DEFAULTS = {
     "segmentation": {"data": "mosaic", "batch_size": 16, "optimizer": "adamw", "lr": 3e-3, "weight_decay": 1e-4,
                      "model": {"dct": "unet_dct_small", "rgb": "unet_small"}},
 }
+#: Optimiser defaults of artifact correction (--mode ac|ttac), where left unset.
+CORRECTION_DEFAULTS = {"optimizer": "adamw", "lr": 1e-3, "weight_decay": 0.0}
 
 
 def option(default: Any, help: str, *, choices: tuple | None = None, group: str = "run") -> Any:
@@ -85,7 +87,8 @@ class TrainConfig:
                                     group="data")
     # quality and mode
     mode: str = option("standard", "standard, npt (fine-tune --init at --target-quality), cpt (curriculum), "
-                                   "jpeg-aug (random quality per image) or joint (codec + network, latent input)",
+                                   "jpeg-aug (random quality per image), joint (codec + network, latent input), "
+                                   "ac (artifact corrector, off-the-shelf) or ttac (task-targeted artifact corrector)",
                        choices=MODES, group="mode")
     quality: int | None = option(None, "re-encode train and val images at this IJG quality (jpeg-aug: val only)",
                                  group="mode")
@@ -95,6 +98,13 @@ class TrainConfig:
     curriculum: tuple[int, ...] = option(DEFAULT_CURRICULUM, "cpt: strictly decreasing qualities", group="mode")
     aug_quality: tuple[int, ...] = option((10, 90), "jpeg-aug: LOW,HIGH range of random qualities", group="mode")
     init: str | None = option(None, "initialise the network from this checkpoint (required by npt)", group="mode")
+    # artifact correction (--mode ac|ttac, cdomain/train/correction.py)
+    task_model: tuple[str, ...] = option((), "ac/ttac: frozen task network checkpoint(s), comma-separated; ttac sums "
+                                             "their losses (multi-head), ac validates with the first", group="mode")
+    ac_loss: str = option("l1", "ac: reconstruction loss on RGB pixels against the uncompressed image",
+                          choices=("l1", "mse"), group="mode")
+    ttac_loss: str = option("logits", "ttac: L1 between the task networks' logits, or their backbone features "
+                                      "(dense tasks)", choices=("logits", "features"), group="mode")
     # learned latents
     codec: str | None = option(None, "latent input: codec checkpoint (cdomain-prepare codec) or CompressAI .pth.tar",
                                group="latent")
@@ -188,9 +198,13 @@ class TrainConfig:
     def resolved(self) -> "TrainConfig":
         """This config with the task's defaults filled in for every option left unset."""
         defaults = TASK_DEFAULTS[self.task]
+        if self.mode in ("ac", "ttac"):  # the corrector's own optimiser, whatever the task
+            defaults = {**defaults, **CORRECTION_DEFAULTS}
         changes = {key: defaults[key] for key in ("data", "batch_size", "optimizer", "lr", "weight_decay")
                    if getattr(self, key) is None}
-        if self.model is None:
+        if self.model is None and self.mode in ("ac", "ttac"):
+            changes["model"] = "artifact_corrector"
+        elif self.model is None:
             if self.input not in defaults["model"]:
                 raise ConfigError("input", f"{self.input} input has no {self.task} models")
             changes["model"] = defaults["model"][self.input]
@@ -255,6 +269,11 @@ def _coerce(item, value: Any) -> Any:
                 raise ConfigError(name, f"must be a list of integers, got {value!r}")
             numbers.append(part)
         return tuple(numbers)
+    if base == "tuple[str, ...]":
+        parts = [part.strip() for part in value.split(",") if part.strip()] if isinstance(value, str) else value
+        if not isinstance(parts, (list, tuple)) or not all(isinstance(part, str) and part for part in parts):
+            raise ConfigError(name, f"must be a list of file names, got {value!r}")
+        return tuple(parts)
     if base == "dict":
         if isinstance(value, dict) and all(isinstance(key, str) for key in value):
             return dict(value)
@@ -335,6 +354,11 @@ def _validate(config: TrainConfig) -> None:
         raise ConfigError("init", "--mode npt fine-tunes a checkpoint trained at the starting quality: pass --init")
     if config.mode in ("npt", "cpt") and config.target_quality is None and config.quality is None:
         raise ConfigError("target_quality", f"--mode {config.mode} needs the quality to end at")
+    if config.mode == "ttac" and not config.task_model and not config.resume:
+        raise ConfigError("task_model", "--mode ttac needs the frozen task network(s) to target: --task-model CKPT")
+    if config.mode in ("ac", "ttac") and config.input != "dct":
+        raise ConfigError("input", f"--mode {config.mode} reads coefficients: use --input dct (the task networks "
+                                   "behind the corrector may read dct or rgb)")
     if config.mode == "cpt":
         target = config.target_quality if config.target_quality is not None else config.quality
         if target not in curriculum:

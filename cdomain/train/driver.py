@@ -84,6 +84,7 @@ class TrainingRun:
         self.phases = plan_phases(config.mode, epochs=config.epochs, quality=config.quality,
                                   target_quality=config.target_quality, curriculum=config.curriculum)
         self.kind = input_kind(config)
+        self.task = getattr(self.kind, "task", self.task)  # artifact correction ranks epochs by its own loss
         self.bad_files: dict[str, str] = {}
         self.transcoded_files: dict[str, str] = {}  # --transcode: path -> why it was converted
 
@@ -117,6 +118,8 @@ class TrainingRun:
         from cdomain.models import create_model
 
         config = self.config
+        if config.init is None and hasattr(self.kind, "build_model"):
+            return self.kind.build_model(self)
         if config.init is not None:
             checkpoint = load_checkpoint(config.init)
             check_fits(checkpoint, self.dataset.classes, self.task.model_task, config.input, "--init")
@@ -256,7 +259,7 @@ class TrainingRun:
     def _save(self, path: Path, state: RunState) -> Path:
         phase = self.phases[state.phase]
         info = {"data": self.config.data, "mode": self.config.mode, "phase": state.phase + 1, "epoch": state.epoch,
-                "quality": phase.train_quality, "seed": self.config.seed}
+                "quality": phase.train_quality, "seed": self.config.seed, **getattr(self.kind, "info", {})}
         return save_checkpoint(path, self.model, stats=self.stats, classes=self.dataset.classes, info=info)
 
     def _finish_epoch(self, index: int, phase: Phase, record: dict, learner, state: RunState) -> None:

@@ -195,6 +195,10 @@ class JointInput(LatentInput):
 
 def input_kind(config) -> JPEGInput:
     """The strategy for ``config.input`` (and joint mode)."""
+    if config.mode in ("ac", "ttac"):
+        from cdomain.train.correction import CorrectionInput
+
+        return CorrectionInput()
     if config.input == "latent":
         return JointInput() if config.mode == "joint" else LatentInput()
     return JPEGInput()

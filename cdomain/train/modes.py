@@ -8,6 +8,8 @@
   learning-rate schedule and the weight decay restart at every phase.
 - ``jpeg-aug``: one phase whose training images are each re-encoded at a random quality.
 - ``joint``: one phase in which a codec's encoder side trains with the network (latent input).
+- ``ac`` / ``ttac``: one phase that trains an artifact corrector on images re-encoded at random
+  qualities, validated at ``--quality`` (:mod:`cdomain.train.correction`).
 """
 
 from __future__ import annotations
@@ -51,7 +53,7 @@ def plan_phases(
     """The phases of ``mode``; ``epochs`` is per phase."""
     if mode in ("standard", "joint"):
         return [Phase("train", quality, quality, epochs)]
-    if mode == "jpeg-aug":
+    if mode in ("jpeg-aug", "ac", "ttac"):
         return [Phase("train", None, quality, epochs)]
     target = target_quality if target_quality is not None else quality
     if target is None:

@@ -43,7 +43,8 @@ def test_list_models_for_input_and_task():
     assert {"resnet_dct_small", "resnet18_dct", "resnet50_fbs", "resnet50_dct_lc_rfa"} <= set(dct)
     assert "csrnet_dct_small" not in dct and "resnet_rgb_small" not in dct
     # Every registered model is listed under exactly one (input, task) pair.
-    pairs = [(i, t) for i in ("dct", "rgb", "latent") for t in ("classification", "density", "segmentation")]
+    assert list_models_for("dct", "correction") == ["artifact_corrector"]
+    pairs = [(i, t) for i in ("dct", "rgb", "latent") for t in ("classification", "density", "segmentation", "correction")]
     listed = [name for i, t in pairs for name in list_models_for(i, t)]
     assert sorted(listed) == list_models()
     for name in listed:

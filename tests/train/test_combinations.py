@@ -17,7 +17,8 @@ from cdomain.train.config import INPUTS, MODES, TASKS
 CODEC = str(Path(__file__).resolve().parents[1] / "latents" / "data" / "codec-n16-m24.safetensors")
 MODE_OPTIONS = {"standard": {}, "jpeg-aug": {"aug_quality": (20, 60), "requant": "dct"},
                 "cpt": {"curriculum": (75, 40), "target_quality": 40, "requant": "dct"},
-                "npt": {"target_quality": 40, "requant": "dct"}, "joint": {"crop": 32}}
+                "npt": {"target_quality": 40, "requant": "dct"}, "joint": {"crop": 32},
+                "ac": {"requant": "dct", "quality": 40}, "ttac": {"requant": "dct", "quality": 40, "task_model": ("t",)}}
 
 
 DATA = {"counting": "crowd-tiny", "segmentation": "mosaic-tiny"}
@@ -46,7 +47,8 @@ def tiny(task: str, input: str, mode: str, output: Path, **extra) -> TrainConfig
 
 
 def test_the_accepted_combinations_are_the_documented_ones():
-    assert len(COMBINATIONS) == 2 * 4 * 3 + 2  # {dct, rgb} x 4 JPEG modes x 3 tasks, latent standard and joint
+    # {dct, rgb} x 4 JPEG modes x 3 tasks, latent standard and joint, artifact correction (dct) x 2 modes x 3 tasks
+    assert len(COMBINATIONS) == 2 * 4 * 3 + 2 + 2 * 3
     assert ("classification", "latent", "joint") in COMBINATIONS and ("counting", "latent", "standard") not in COMBINATIONS
     assert ("segmentation", "latent", "standard") not in COMBINATIONS
 
@@ -56,19 +58,19 @@ def test_combination_runs_end_to_end(tmp_path, task, input, mode):
     if input == "latent" and not compressai_available():
         pytest.skip("CompressAI is not installed")
     extra = {}
-    if mode == "npt":
+    if mode in ("npt", "ttac"):
         start = tmp_path / "start"
         run(tiny(task, input, "standard", start))
-        extra["init"] = str(start / "model.safetensors")
+        extra["init" if mode == "npt" else "task_model"] = str(start / "model.safetensors")
     output = tmp_path / "run"
     summary = run(tiny(task, input, mode, output, **extra))
-    metric = METRIC.get(task, "val_acc")
+    metric = "val_loss" if mode in ("ac", "ttac") else METRIC.get(task, "val_acc")
     assert summary[f"final_{metric}"] is not None
     assert json.loads((output / "summary.json").read_text())["phases"] == summary["phases"]
     assert len(summary["phases"]) == (2 if mode == "cpt" else 1)
     header = read_header(output / "model.safetensors")
     assert header.input_spec.input == input
-    assert header.task == MODEL_TASK.get(task, "classification")
+    assert header.task == ("correction" if mode in ("ac", "ttac") else MODEL_TASK.get(task, "classification"))
     assert (output / "state.json").is_file() and (output / "best.safetensors").is_file()
     assert TrainConfig.from_yaml(output / "config.yaml") == TrainConfig.from_mapping(
         {**tiny(task, input, mode, output, **extra).resolved().__dict__, "output": str(output)})

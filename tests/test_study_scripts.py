@@ -1,0 +1,56 @@
+"""The reproduction scripts' --quick configurations run end to end and report what they claim."""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+from pathlib import Path
+
+import pytest
+
+BENCHMARKS = Path(__file__).resolve().parents[1] / "benchmarks"
+
+
+def script(name: str):
+    spec = importlib.util.spec_from_file_location(f"study_{name}", BENCHMARKS / f"{name}.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+@pytest.mark.slow
+def test_mitigation_study_quick(tmp_path, capsys):
+    result = script("mitigation_study").main(["--quick", "--output", str(tmp_path)])
+    assert [row["quality"] for row in result["rows"]] == [10, 50]
+    assert set(result["seconds"]) == {"no_mitigation", "ac", "ttac", "fine_tuned"}
+    # the correction arms skip the corrector on the original files
+    original = result["original"]
+    assert original["ac"] == original["ttac"] == original["no_mitigation"]
+    assert (tmp_path / "mitigation.png").read_bytes()[:4] == b"\x89PNG"
+    assert json.loads((tmp_path / "table.json").read_text())["metric"] == "acc"
+    assert "| 10 |" in capsys.readouterr().out
+
+
+@pytest.mark.slow
+def test_cpt_vs_npt_quick_has_an_equal_epoch_arm_and_seeds(tmp_path, capsys):
+    result = script("cpt_vs_npt").main(["--quick", "--seeds", "0", "1", "--output", str(tmp_path)])
+    by_quality = {row["quality"]: row for row in result["rows"]}
+    assert by_quality[5]["epochs"] == {"npt": 1, "npt_equal": 8, "cpt": 8}  # curriculum 60..5: 8 phases
+    assert by_quality[1]["epochs"]["npt_equal"] == 9
+    assert all(len(values) == 2 for values in by_quality[5]["mae"].values())  # one per seed
+    assert "±" in capsys.readouterr().out
+
+
+@pytest.mark.slow
+def test_joint_vs_frozen_quick_prints_probe_and_equal_bpp(tmp_path, capsys):
+    rows = script("joint_vs_frozen").main(["--quick", "--output", str(tmp_path)])
+    assert [quality for quality, _, _ in rows] == [1, 4]
+    assert all(0 <= frozen["probe"] <= 100 for _, frozen, _ in rows)
+    out = capsys.readouterr().out
+    assert "linear probe" in out and "frozen acc at the joint bpp" in out
+
+
+def test_equal_bpp_interpolation():
+    at_bpp = script("joint_vs_frozen").at_bpp
+    assert at_bpp([(0.1, 10.0), (0.4, 30.0)], 0.2) == pytest.approx(20.0)  # halfway in log2: 0.1 -> 0.2 -> 0.4
+    assert at_bpp([(0.1, 10.0), (0.4, 30.0)], 0.5) is None
