@@ -209,7 +209,7 @@ def sweep(
             metric = metric_of(checkpoint)
             point = SweepPoint(name, quality, metric, metric_value(checkpoint, result), result["loss"], mean_bytes, bpp,
                                result["images"], result["skipped"], result.get("mse") if metric == "mae" else None,
-                               result["transcoded"], result.get("top5"), result.get("coarse_acc"))
+                               result.get("transcoded", 0), result.get("top5"), result.get("coarse_acc"))
             points.append(point)
             if progress is not None:
                 progress(point)
