@@ -13,6 +13,7 @@ import torch
 from safetensors.torch import load_file
 
 from cdomain.cli.train import main
+from tests.helpers import free_port
 from cdomain.checkpoint import load_checkpoint
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -70,7 +71,7 @@ def test_torchrun_two_cpu_processes_keep_replicas_identical(tmp_path):
     output = tmp_path / "ddp"
     env = {**os.environ, "OMP_NUM_THREADS": "1"}
     result = subprocess.run(
-        [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node=2", "--master_port=29533",
+        [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node=2", f"--master_port={free_port()}",
          "-m", "cdomain.cli.train", *TINY, "--epochs", "2", "--batch-size", "8", "--output", str(output)],
         cwd=ROOT, env=env, capture_output=True, text=True, timeout=600,
     )

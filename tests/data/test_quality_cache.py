@@ -13,6 +13,7 @@ from cdomain.data import quality as quality_module
 from cdomain.data.embedded import embedded_dataset
 from cdomain.data.folder import SampleList, image_folder
 from cdomain.data.quality import reencoded_samples
+from tests.helpers import free_port
 
 
 def tiny_val() -> SampleList:
@@ -106,7 +107,7 @@ def test_torchrun_ranks_each_write_a_share(tmp_path):
     root = pathlib.Path(__file__).parents[2]
     env = {**os.environ, "OMP_NUM_THREADS": "1", "CDOMAIN_DATA": str(tmp_path / "data")}
     result = subprocess.run(
-        [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node=2", "--master_port=29547",
+        [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node=2", f"--master_port={free_port()}",
          "-m", "cdomain.cli.train", "--data", "textures-tiny", "--epochs", "1", "--batch-size", "8", "--fbs", "8",
          "--quiet", "--quality", "50", "--output", str(tmp_path / "run")],
         cwd=root, env=env, capture_output=True, text=True, timeout=600)
