@@ -202,7 +202,3 @@ def input_kind(config) -> JPEGInput:
     if config.input == "latent":
         return JointInput() if config.mode == "joint" else LatentInput()
     return JPEGInput()
-
-
-def move(model: torch.nn.Module, device: torch.device) -> torch.nn.Module:
-    return model.to(device)
