@@ -19,7 +19,6 @@ from __future__ import annotations
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-
 from cdomain.data.inputs import make_loader
 from cdomain.data.folder import SampleList
 from cdomain.jpeg.transcode import default_cache_dir as transcode_dir
