@@ -28,7 +28,7 @@ from torch import nn
 from cdomain.latents.codecs import refresh_entropy_tables
 from cdomain.latents.encode import compress, forward_latents, pad_images
 from cdomain.latents.loader import CROP, RESIZE, random_params, transform_latents
-from cdomain.train.engine import OptimConfig, build_optimizer
+from cdomain.train.engine import OptimConfig, Optimised, build_optimizer
 
 
 @dataclass
@@ -83,7 +83,7 @@ def _step_loss(codec, classifier, images, labels, config: JointConfig, rng) -> d
     return {"loss": loss, "ce": ce, "bpp": bpp, "mse": mse, "logits": logits}
 
 
-class JointLearner:
+class JointLearner(Optimised):
     """The encoder side of ``codec`` and ``classifier`` trained together (a learner of
     :func:`cdomain.train.engine.fit`).
 
@@ -155,16 +155,11 @@ class JointLearner:
             metrics["likelihood_bpp"] = sums.get("estimate", 0.0) / max(1.0, pixels)
         return metrics
 
-    @property
-    def lr(self) -> float:
-        return self.optimizer.param_groups[0]["lr"]
-
     def state_dict(self) -> dict:
-        return {"optimizer": self.optimizer.state_dict(), "scheduler": self.scheduler.state_dict(),
-                "codec_optimizer": self.codec_optimizer.state_dict(), "aux_optimizer": self.aux_optimizer.state_dict()}
+        return {**super().state_dict(), "codec_optimizer": self.codec_optimizer.state_dict(),
+                "aux_optimizer": self.aux_optimizer.state_dict()}
 
     def load_state_dict(self, state: dict) -> None:
-        self.optimizer.load_state_dict(state["optimizer"])
-        self.scheduler.load_state_dict(state["scheduler"])
+        super().load_state_dict(state)
         self.codec_optimizer.load_state_dict(state["codec_optimizer"])
         self.aux_optimizer.load_state_dict(state["aux_optimizer"])

@@ -36,7 +36,7 @@ from torch import nn
 
 from cdomain.checkpoint import Checkpoint, check_fits, load_checkpoint
 from cdomain.errors import CheckpointError, ConfigError
-from cdomain.train.engine import OptimConfig, Task, build_optimizer, task_of_model, to_device
+from cdomain.train.engine import OptimConfig, Optimised, Task, build_optimizer, task_of_model, to_device
 
 if TYPE_CHECKING:
     from cdomain.train.driver import TrainingRun
@@ -104,7 +104,7 @@ def task_outputs(checkpoint: Checkpoint, y: torch.Tensor, cbcr: torch.Tensor, ba
 # ---------------------------------------------------------------------------- learner
 
 
-class CorrectionLearner:
+class CorrectionLearner(Optimised):
     """Trains a corrector (``mode`` ``ac`` or ``ttac``) in front of frozen task networks."""
 
     def __init__(self, corrector: nn.Module, task_models: list[Checkpoint], optim: OptimConfig, *, mode: str,
@@ -147,12 +147,7 @@ class CorrectionLearner:
     def train_batch(self, batch) -> dict[str, float]:
         inputs, _ = batch  # labels are never used
         loss, _ = self.loss(inputs)
-        if not torch.isfinite(loss):
-            raise FloatingPointError(f"training loss became {loss.item()}; lower the learning rate (--lr)")
-        self.optimizer.zero_grad(set_to_none=True)
-        loss.backward()
-        self.optimizer.step()
-        self.scheduler.step()
+        self.step(loss)
         count = float(inputs[0].shape[0])
         return {"loss": float(loss.detach()) * count, "count": count}
 
@@ -178,17 +173,6 @@ class CorrectionLearner:
             metrics.pop("images", None)
             result.update(metrics)
         return result
-
-    @property
-    def lr(self) -> float:
-        return self.optimizer.param_groups[0]["lr"]
-
-    def state_dict(self) -> dict:
-        return {"optimizer": self.optimizer.state_dict(), "scheduler": self.scheduler.state_dict()}
-
-    def load_state_dict(self, state: dict) -> None:
-        self.optimizer.load_state_dict(state["optimizer"])
-        self.scheduler.load_state_dict(state["scheduler"])
 
 
 # ---------------------------------------------------------------------------- driver strategy

@@ -264,7 +264,37 @@ class Evaluator:
         return self.task.summarize(sums)
 
 
-class Learner(Evaluator):
+class Optimised:
+    """One optimiser with its per-step schedule: the step, the learning rate, and the state a run
+    commits with every epoch. Learners set ``optimizer`` and ``scheduler``."""
+
+    optimizer: torch.optim.Optimizer
+    scheduler: Any
+
+    def step(self, loss: torch.Tensor) -> None:
+        """Back-propagate ``loss`` and take one optimiser and schedule step; a non-finite loss is
+        refused before anything changes."""
+        if not torch.isfinite(loss):
+            raise FloatingPointError(f"training loss became {loss.item()}; lower the learning rate (--lr)")
+        self.optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        self.optimizer.step()
+        self.scheduler.step()
+
+    @property
+    def lr(self) -> float:
+        return self.optimizer.param_groups[0]["lr"]
+
+    def state_dict(self) -> dict:
+        """Optimiser and schedule state, for the per-epoch committed run state."""
+        return {"optimizer": self.optimizer.state_dict(), "scheduler": self.scheduler.state_dict()}
+
+    def load_state_dict(self, state: dict) -> None:
+        self.optimizer.load_state_dict(state["optimizer"])
+        self.scheduler.load_state_dict(state["scheduler"])
+
+
+class Learner(Evaluator, Optimised):
     """A network trained on a task with one optimiser and a per-step schedule.
 
     ``model`` may be a DistributedDataParallel wrapper; ``module`` is the network itself.
@@ -283,25 +313,8 @@ class Learner(Evaluator):
         extra_loss = getattr(self.module, "extra_loss", None)  # a model's own training term (SASNet's PRA loss)
         if extra_loss is not None:
             loss = loss + extra_loss(outputs, targets.to(self.device))
-        if not torch.isfinite(loss):
-            raise FloatingPointError(f"training loss became {loss.item()}; lower the learning rate (--lr)")
-        self.optimizer.zero_grad(set_to_none=True)
-        loss.backward()
-        self.optimizer.step()
-        self.scheduler.step()
+        self.step(loss)
         return sums
-
-    @property
-    def lr(self) -> float:
-        return self.optimizer.param_groups[0]["lr"]
-
-    def state_dict(self) -> dict:
-        """Optimiser and schedule state, for the per-epoch committed run state."""
-        return {"optimizer": self.optimizer.state_dict(), "scheduler": self.scheduler.state_dict()}
-
-    def load_state_dict(self, state: dict) -> None:
-        self.optimizer.load_state_dict(state["optimizer"])
-        self.scheduler.load_state_dict(state["scheduler"])
 
 
 def evaluate(model: nn.Module, task: Task, batches, device: torch.device, *, progress: bool = False) -> dict:
