@@ -29,7 +29,6 @@ replaced when the script runs again).
 from __future__ import annotations
 
 import argparse
-import io
 import json
 import os
 import time
@@ -39,7 +38,7 @@ from cdomain.atomic import atomic_write
 from cdomain.checkpoint import load_checkpoint
 from cdomain.data.quality import reencoded_samples
 from cdomain.data.registry import open_dataset
-from cdomain.evaluate.sweep import evaluate_checkpoint
+from cdomain.evaluate.sweep import evaluate_checkpoint, png_bytes, pyplot
 from cdomain.train import TrainConfig, run
 from cdomain.train.config import TASK_DEFAULTS
 from cdomain.train.correction import evaluate_corrected
@@ -156,13 +155,10 @@ def main(argv=None) -> dict:
 def plot(result: dict, out: Path) -> str:
     """``mitigation.png``: the metric against quality, one curve per arm; or why there is none."""
     try:
-        import matplotlib
+        import matplotlib  # noqa: F401
     except ImportError:
         return "no plot: matplotlib is not installed"
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    figure, axes = plt.subplots(figsize=(6.4, 4.2), dpi=120)
+    figure, axes = pyplot().subplots(figsize=(6.4, 4.2), dpi=120)
     qualities = [row["quality"] for row in result["rows"]]
     for arm in ARMS:
         axes.plot(qualities, [row[arm] for row in result["rows"]], marker="o", label=LABELS[arm])
@@ -172,11 +168,7 @@ def plot(result: dict, out: Path) -> str:
     axes.set_title(f"{result['task']} on {result['data']}: mitigations")
     axes.grid(alpha=0.3)
     axes.legend(fontsize=8)
-    figure.tight_layout()
-    buffer = io.BytesIO()
-    figure.savefig(buffer, format="png")
-    plt.close(figure)
-    return f"plot {atomic_write(out / 'mitigation.png', buffer.getvalue())}"
+    return f"plot {atomic_write(out / 'mitigation.png', png_bytes(figure))}"
 
 
 if __name__ == "__main__":

@@ -211,12 +211,9 @@ def h264_sweep(checkpoints: dict[str, Any], clips, crfs: Sequence[int] = DEFAULT
 
 def plot_h264(points: list) -> bytes:
     """PNG bytes: accuracy against CRF (left) and against real bits per pixel (right)."""
-    import matplotlib
+    from cdomain.evaluate.sweep import png_bytes, pyplot
 
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    figure, (by_crf, by_bpp) = plt.subplots(1, 2, figsize=(10, 4.2), dpi=120)
+    figure, (by_crf, by_bpp) = pyplot().subplots(1, 2, figsize=(10, 4.2), dpi=120)
     for name in dict.fromkeys(point.checkpoint for point in points):
         curve = sorted((p for p in points if p.checkpoint == name and p.quality is not None), key=lambda p: p.quality)
         by_crf.plot([p.quality for p in curve], [p.value for p in curve], marker="o", label=name)
@@ -232,11 +229,7 @@ def plot_h264(points: list) -> bytes:
         axes.grid(alpha=0.3)
         axes.legend(fontsize=8)
     figure.suptitle("accuracy vs H.264 compression")
-    figure.tight_layout()
-    buffer = io.BytesIO()
-    figure.savefig(buffer, format="png")
-    plt.close(figure)
-    return buffer.getvalue()
+    return png_bytes(figure)
 
 
 def crf_list(text: str) -> tuple[int, ...]:

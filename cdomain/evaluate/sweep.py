@@ -233,14 +233,28 @@ def write_results(points: list[SweepPoint], output: str | os.PathLike[str], *,
     return written
 
 
-def plot(points: list[SweepPoint], title: str = "metric vs JPEG compression") -> bytes:
-    """PNG bytes: one curve per checkpoint, metric against mean compressed size."""
+def pyplot():
+    """matplotlib's pyplot on the Agg backend (no display needed)."""
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    figure, axes = plt.subplots(figsize=(6.4, 4.2), dpi=120)
+    return plt
+
+
+def png_bytes(figure) -> bytes:
+    """``figure`` laid out and rendered as PNG bytes; the figure is closed."""
+    figure.tight_layout()
+    buffer = io.BytesIO()
+    figure.savefig(buffer, format="png")
+    pyplot().close(figure)
+    return buffer.getvalue()
+
+
+def plot(points: list[SweepPoint], title: str = "metric vs JPEG compression") -> bytes:
+    """PNG bytes: one curve per checkpoint, metric against mean compressed size."""
+    figure, axes = pyplot().subplots(figsize=(6.4, 4.2), dpi=120)
     for name in dict.fromkeys(point.checkpoint for point in points):
         curve = sorted((p for p in points if p.checkpoint == name and p.quality is not None), key=lambda p: p.mean_bytes)
         axes.plot([p.mean_bytes / 1024 for p in curve], [p.value for p in curve], marker="o", label=name)
@@ -252,8 +266,4 @@ def plot(points: list[SweepPoint], title: str = "metric vs JPEG compression") ->
     axes.set_title(title)
     axes.grid(alpha=0.3)
     axes.legend(fontsize=8)
-    figure.tight_layout()
-    buffer = io.BytesIO()
-    figure.savefig(buffer, format="png")
-    plt.close(figure)
-    return buffer.getvalue()
+    return png_bytes(figure)
