@@ -48,3 +48,19 @@ def free_port() -> int:
     with socket.socket() as probe:
         probe.bind(("127.0.0.1", 0))
         return probe.getsockname()[1]
+
+
+def copy_embedded(folder, name: str = "textures-tiny"):
+    """A writable copy of the embedded dataset ``name`` as ``folder/<split>/<class>/<file>``
+    ImageFolder trees (train and val); returns the dataset it copied."""
+    from pathlib import Path
+
+    from cdomain.data.registry import open_dataset
+
+    dataset = open_dataset(name)
+    for split in ("train", "val"):
+        for path, label in zip(dataset.split(split).paths, dataset.split(split).labels):
+            target = Path(folder) / split / dataset.classes[label] / Path(path).name
+            target.parent.mkdir(parents=True, exist_ok=True)
+            target.write_bytes(Path(path).read_bytes())
+    return dataset

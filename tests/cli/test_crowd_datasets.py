@@ -21,13 +21,7 @@ from cdomain.train.run_folder import read_metrics
 
 from ..data.crowd_fixtures import WRITERS
 
-
-@pytest.fixture(autouse=True)
-def one_thread():
-    previous = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(previous)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 def _config(tmp_path: Path, width: int = 4) -> Path:

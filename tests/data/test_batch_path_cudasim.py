@@ -22,16 +22,6 @@ pytestmark = pytest.mark.cudasim
 
 
 @pytest.fixture(scope="module")
-def cuda():
-    import numba
-    from numba import cuda
-
-    if not (numba.config.ENABLE_CUDASIM or cuda.is_available()):
-        pytest.skip("needs NUMBA_ENABLE_CUDASIM=1 or a CUDA GPU")
-    return cuda
-
-
-@pytest.fixture(scope="module")
 def files(tmp_path_factory):
     root = tmp_path_factory.mktemp("sim")
     items = []

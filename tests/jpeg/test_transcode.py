@@ -20,6 +20,7 @@ from PIL import Image
 from cdomain.jpeg.errors import JPEGError, UnsupportedFormat
 from cdomain.jpeg.reader import read_coefficients
 from cdomain.jpeg.transcode import DEFAULT_QUALITY, transcoded_path
+from tests.helpers import copy_embedded
 from tests.jpeg.libjpeg_oracle import libjpeg_decode
 from tests.jpeg.native_corpus import make_image
 
@@ -161,16 +162,10 @@ def test_loader_reads_transcoded_copies_and_counts_them(tmp_path):
 def test_train_and_eval_read_leniently_transcode_and_report(tmp_path, capsys, monkeypatch):
     from cdomain.cli.eval import main as eval_main
     from cdomain.cli.train import main
-    from cdomain.data.registry import open_dataset
 
     monkeypatch.setenv("CDOMAIN_DATA", str(tmp_path / "cache"))
     data = tmp_path / "data"
-    textures = open_dataset("textures-tiny")
-    for split in ("train", "val"):
-        for path, label in zip(textures.split(split).paths, textures.split(split).labels):
-            target = data / split / textures.classes[label] / Path(path).name
-            target.parent.mkdir(parents=True, exist_ok=True)
-            target.write_bytes(Path(path).read_bytes())
+    textures = copy_embedded(data)
     write_cmyk(data / "train" / textures.classes[0] / "cmyk.JPEG")
     write_png_as_jpg(data / "val" / textures.classes[1] / "png.JPEG")
     first = next((data / "train" / textures.classes[0]).glob("*.jpg"))

@@ -13,16 +13,6 @@ from cdomain.kernels import reference
 pytestmark = pytest.mark.cudasim
 
 
-@pytest.fixture(scope="module")
-def cuda():
-    import numba
-    from numba import cuda
-
-    if not (numba.config.ENABLE_CUDASIM or cuda.is_available()):
-        pytest.skip("needs NUMBA_ENABLE_CUDASIM=1 or a CUDA GPU")
-    return cuda
-
-
 def _tables(qualities):
     return np.stack([
         np.stack([quality_table(q), quality_table(q, chroma=True), quality_table(q, chroma=True)]) for q in qualities

@@ -17,16 +17,6 @@ from cdomain.kernels import rescale_reference
 pytestmark = pytest.mark.cudasim
 
 
-@pytest.fixture(scope="module")
-def cuda():
-    import numba
-    from numba import cuda
-
-    if not (numba.config.ENABLE_CUDASIM or cuda.is_available()):
-        pytest.skip("needs NUMBA_ENABLE_CUDASIM=1 or a CUDA GPU")
-    return cuda
-
-
 @pytest.mark.parametrize("factor,method", [(2, "area"), (4, "lowpass")])
 def test_downscale_blocks_on_device(cuda, factor, method):
     rng = np.random.default_rng(factor)

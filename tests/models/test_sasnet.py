@@ -14,14 +14,6 @@ from cdomain.train.engine import TASKS, Learner, OptimConfig, run_epoch
 from .test_backbone import vgg16_features
 
 
-@pytest.fixture(autouse=True)
-def one_thread():
-    previous = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(previous)
-
-
 def test_structure_as_published():
     with torch.device("meta"):
         model = create_model("sasnet")

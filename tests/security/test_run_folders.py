@@ -20,6 +20,7 @@ from cdomain.cli.train import main
 from cdomain.errors import CheckpointError
 from cdomain.train.run_folder import claim_default, read_metrics
 from cdomain.train.state import load_state, load_training_state
+from tests.helpers import copy_embedded
 
 TINY = ["--data", "textures-tiny", "--batch-size", "16", "--fbs", "4", "--quiet", "--epochs", "1"]
 
@@ -284,15 +285,8 @@ def test_worker_errors_arrive_as_themselves(tmp_path):
 
 
 def test_skip_bad_is_counted_once_per_run(tmp_path, capsys):
-    from cdomain.data.registry import open_dataset
-
     data = tmp_path / "data"
-    textures = open_dataset("textures-tiny")
-    for split in ("train", "val"):
-        for path, label in zip(textures.split(split).paths, textures.split(split).labels):
-            target = data / split / textures.classes[label] / Path(path).name
-            target.parent.mkdir(parents=True, exist_ok=True)
-            target.write_bytes(Path(path).read_bytes())
+    textures = copy_embedded(data)
     (data / "train" / textures.classes[0] / "broken.jpg").write_bytes(b"\xff\xd8\xff")
     output = tmp_path / "run"
     assert main([*TINY, "--data", str(data), "--crop", "32", "--epochs", "3", "--skip-bad",

@@ -19,13 +19,7 @@ from cdomain.train.engine import TASKS, confusion_matrix, evaluate, iou_metrics
 SEGMENTATION = TASKS["segmentation"]
 CPU = torch.device("cpu")
 
-
-@pytest.fixture(autouse=True, scope="module")
-def one_thread():
-    previous = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(previous)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 def _one_hot(predicted: list[list[int]], classes: int) -> torch.Tensor:
