@@ -36,7 +36,7 @@ from torch import nn
 
 from cdomain.checkpoint import Checkpoint, check_fits, load_checkpoint
 from cdomain.errors import CheckpointError, ConfigError
-from cdomain.train.engine import OptimConfig, Optimised, Task, build_optimizer, task_of_model, to_device
+from cdomain.train.engine import OptimConfig, Optimised, Task, build_optimizer, evaluate, task_of_model, to_device
 
 if TYPE_CHECKING:
     from cdomain.train.driver import TrainingRun
@@ -261,7 +261,19 @@ def load_corrector(path: str | Path) -> Checkpoint:
     return checkpoint
 
 
-@torch.no_grad()
+class CorrectedNetwork(nn.Module):
+    """A frozen task network behind an artifact corrector, as one network of the pair loader's
+    inputs ``(y, cbcr, tables, y0, cbcr0)``; the uncompressed ``y0, cbcr0`` are not used."""
+
+    def __init__(self, task_model: Checkpoint, corrector: nn.Module) -> None:
+        super().__init__()
+        self.task_model, self.corrector = task_model, corrector
+
+    def forward(self, y: torch.Tensor, cbcr: torch.Tensor, tables: torch.Tensor, *uncompressed) -> torch.Tensor:
+        y1, cbcr1 = self.corrector(y, cbcr, tables)
+        return task_outputs(self.task_model, y1, cbcr1, self.corrector.basis)
+
+
 def evaluate_corrected(task_model: Checkpoint, corrector: Checkpoint, originals, compressed, *, crop: int | None,
                        batch_size: int = 64, workers: int = 0, device: torch.device = torch.device("cpu"),
                        target=None, skip_bad: bool = False) -> dict:
@@ -272,17 +284,10 @@ def evaluate_corrected(task_model: Checkpoint, corrector: Checkpoint, originals,
     """
     from cdomain.data.correction import PairLoader
 
-    task = task_of_model(task_model.input_spec.task)
-    model, ac = freeze(task_model.model.to(device)), corrector.model.to(device).eval()
+    freeze(task_model.model.to(device))
+    network = CorrectedNetwork(task_model, corrector.model.to(device))
     loader = PairLoader(originals, compressed, batch_size=batch_size, crop=crop, workers=workers,
                         skip_bad=skip_bad, target=target)
-    sums: dict[str, float] = {}
-    for inputs, targets in loader:
-        y, cbcr, tables, _, _ = to_device(inputs, device)
-        y1, cbcr1 = ac(y, cbcr, tables)
-        outputs = task_outputs(task_model, y1, cbcr1, ac.basis)
-        for key, value in task.loss(outputs, targets.to(device))[1].items():
-            sums[key] = sums.get(key, 0.0) + value
-    result = task.summarize(sums)
+    result = evaluate(network, task_of_model(task_model.input_spec.task), loader, device)
     result["skipped"] = loader.skipped
     return result
