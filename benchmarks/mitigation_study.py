@@ -142,7 +142,7 @@ def main(argv=None) -> dict:
     unit = task.unit
     print(f"\n{metric} on the original files: " + ", ".join(f"{LABELS[a]} {original[a]:.2f}{unit}" for a in ARMS)
           + "  (correction arms skip the corrector there)")
-    print(f"| quality | " + " | ".join(f"{LABELS[a]} {metric} (drop)" for a in ARMS) + " |")
+    print("| quality | " + " | ".join(f"{LABELS[a]} {metric} (drop)" for a in ARMS) + " |")
     print("|---|" + "---|" * len(ARMS))
     for row in rows:
         print(f"| {row['quality']} | " + " | ".join(f"{row[a]:.2f}{unit} ({drop(row[a]):+.2f})" for a in ARMS) + " |")

@@ -21,7 +21,6 @@ import hashlib
 import json
 import multiprocessing
 import os
-from collections import deque
 import queue
 import time
 from dataclasses import dataclass

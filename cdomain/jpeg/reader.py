@@ -37,7 +37,7 @@ import numpy as np
 from cdomain.jpeg.errors import JPEGError
 from cdomain.jpeg.image import DCTImage
 from cdomain.jpeg import native
-from cdomain.jpeg.markers import SOI, JPEGHeader, describe_non_jpeg, non_jpeg_error, parse_header
+from cdomain.jpeg.markers import SOI, JPEGHeader, non_jpeg_error, parse_header
 
 Source = Union[str, "os.PathLike[str]", bytes, bytearray, memoryview, BinaryIO]
 

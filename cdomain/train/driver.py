@@ -26,7 +26,7 @@ from typing import Any, Callable
 import torch
 
 from cdomain.atomic import atomic_write
-from cdomain.checkpoint import Checkpoint, check_fits, load_checkpoint, save_checkpoint
+from cdomain.checkpoint import check_fits, load_checkpoint, save_checkpoint
 from cdomain.data.registry import open_dataset
 from cdomain.errors import ConfigError, RunFolderError
 from cdomain.train import distributed, run_folder
