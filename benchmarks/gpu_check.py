@@ -67,8 +67,8 @@ def check_kernels(batch: int = 64) -> dict[str, Any]:
     plane = rng.integers(0, 256, (batch, 224, 224), dtype=np.uint8)
     rgb = rng.integers(0, 256, (batch, 224, 224, 3), dtype=np.uint8)
     floats = rng.normal(0, 50, (batch * 28 * 28, 8, 8)).astype(np.float32)
-    packed_l = np.ascontiguousarray(luma.reshape(batch, 28, 28, 64)[..., ZIGZAG[:n]])
-    packed_c = np.ascontiguousarray(chroma.reshape(batch, 2, 14, 14, 64)[..., ZIGZAG[:n]])
+    packed_l = np.ascontiguousarray(np.moveaxis(luma.reshape(batch, 28, 28, 64)[..., ZIGZAG[:n]], -1, 1))
+    packed_c = np.ascontiguousarray(np.moveaxis(chroma.reshape(batch, 2, 14, 14, 64)[..., ZIGZAG[:n]], -1, 2))
 
     def gpu(x):
         return torch.from_numpy(np.ascontiguousarray(x)).to(cuda)

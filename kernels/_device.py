@@ -274,12 +274,12 @@ def rgb_to_ycbcr(rgb):
 
 def dequantize_batch(luma, chroma, tables, targets, n, fy, fx, mean, std, normalize, out_luma, out_chroma):
     ctx = _Context(luma)
-    batch, bh, bw = (int(s) for s in luma.shape[:3])
-    ch, cw = int(chroma.shape[2]), int(chroma.shape[3])
+    batch, _, bh, bw = (int(s) for s in luma.shape)
+    ch, cw = int(chroma.shape[3]), int(chroma.shape[4])
     zz = np.asarray(ZIGZAG[:n], dtype=np.int64)
     with ctx.device_scope():
-        coef = ctx.view(ctx.contiguous(luma, (batch, bh, bw, n)))
-        coef_c = ctx.view(ctx.contiguous(chroma, (batch, 2, ch, cw, n)))
+        coef = ctx.view(ctx.contiguous(luma, (batch, n, bh, bw)))
+        coef_c = ctx.view(ctx.contiguous(chroma, (batch, 2, n, ch, cw)))
         source = _zigzag_tables(ctx, tables, batch, zz)
         target = source if targets is None else _zigzag_tables(ctx, targets, batch, zz)
         mean_d, std_d = ctx.upload(mean), ctx.upload(std)

@@ -128,6 +128,15 @@ def pack_region(coefficients: np.ndarray, top: int, left: int, height: int, widt
     return cpu.pack_region(np.ascontiguousarray(coefficients), top, left, height, width, flip, _ZIGZAG[:n])
 
 
+def pack_colour(components: tuple[np.ndarray, np.ndarray, np.ndarray], box: tuple[int, int, int, int],
+                ratio: tuple[int, int], flip: bool, n: int) -> tuple[np.ndarray, np.ndarray]:
+    """:func:`pack_region` of Y (``box`` in luma blocks: top, left, rows, cols) and of Cb, Cr
+    (the box divided by the chroma ``ratio``) in one kernel call: what a batch-path worker does
+    to each colour file, without three calls' worth of Python around it."""
+    y, cb, cr = (np.ascontiguousarray(part) for part in components)
+    return cpu.pack_colour(y, cb, cr, *box, *ratio, flip, _ZIGZAG[:n])
+
+
 def zigzag_tables(tables: np.ndarray, n: int) -> np.ndarray:
     """``[B, 3, 8, 8]`` tables as contiguous int64 ``[B, 3, n]`` in zigzag order."""
     batch = tables.shape[0]
@@ -138,8 +147,8 @@ def dequantize_batch(
     luma: np.ndarray, chroma: np.ndarray, tables: np.ndarray, targets: np.ndarray | None, n: int, fy: int, fx: int,
     mean: np.ndarray, std: np.ndarray, normalize: bool, out_luma: np.ndarray | None, out_chroma: np.ndarray | None,
 ) -> tuple[np.ndarray, np.ndarray]:
-    batch, bh, bw = luma.shape[:3]
-    ch, cw = chroma.shape[2:4]
+    batch, _, bh, bw = luma.shape
+    ch, cw = chroma.shape[3:5]
     if out_luma is None:
         out_luma = np.empty((batch, n, bh, bw), np.float32)
     if out_chroma is None:

@@ -213,10 +213,12 @@ def rgb(x: Any) -> tuple[int, ...]:
 
 
 def packed(name: str, x: Any, ndim: int) -> tuple[int, ...]:
-    """Shape of packed int16 coefficients with ``ndim`` axes, the last one 1..64 frequencies."""
+    """Shape of packed int16 coefficients with ``ndim`` axes ``[..., n, h, w]``, ``n`` in 1..64
+    frequency planes."""
     shape = shape_of(x)
-    if len(shape) != ndim or not 1 <= shape[-1] <= 64:
-        raise ValueError(f"{name} must be {ndim}-D packed coefficients [..., n] with n in 1..64, got {list(shape)}")
+    if len(shape) != ndim or not 1 <= shape[-3] <= 64:
+        raise ValueError(f"{name} must be {ndim}-D packed coefficients [..., n, h, w] with n in 1..64, "
+                         f"got {list(shape)}")
     if np_dtype(x) != np.int16:
         raise ValueError(f"{name} must be int16, got {np_dtype(x)}")
     return shape

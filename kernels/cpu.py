@@ -232,38 +232,62 @@ def dequantize_select(
 
 @_jit
 def _pack_region(coef, top, left, height, width, flip, zz, out):
-    """``out [height, width, n]``: the region of ``coef [bh, bw, 64]``, mirrored when ``flip``
-    (reversed block columns, odd horizontal frequencies negated as in ``_hflip``), keeping
-    the zigzag frequencies ``zz``."""
-    n = zz.shape[0]
-    for i in range(height):
-        for j in range(width):
-            source = left + width - 1 - j if flip else left + j
-            for k in range(n):
-                z = zz[k]
-                if flip:
-                    out[i, j, k] = coef[top + i, source, z] * _HFLIP_SIGN[z]
-                else:
-                    out[i, j, k] = coef[top + i, source, z]
+    """``out [n, height, width]``: plane ``k`` holds zigzag frequency ``zz[k]`` of the region of
+    ``coef [bh, bw, 64]``, mirrored when ``flip`` (reversed block columns, odd horizontal
+    frequencies negated as in ``_hflip``). Plane by plane, so the writes are sequential."""
+    for k in range(zz.shape[0]):
+        z = zz[k]
+        sign = _HFLIP_SIGN[z] if flip else np.int16(1)
+        for i in range(height):
+            for j in range(width):
+                source = left + width - 1 - j if flip else left + j
+                out[k, i, j] = coef[top + i, source, z] * sign
 
 
 def pack_region(coef: np.ndarray, top: int, left: int, height: int, width: int, flip: bool,
                 zz: np.ndarray) -> np.ndarray:
     """``reference.pack_region`` of contiguous ``[bh, bw, 8, 8]`` blocks (one component)."""
-    out = np.empty((height, width, zz.shape[0]), np.int16)
+    out = np.empty((zz.shape[0], height, width), np.int16)
     _pack_region(coef.reshape(coef.shape[0], coef.shape[1], 64), top, left, height, width, flip, zz, out)
     return out
 
 
 @_jit
+def _pack_colour(y, cb, cr, top, left, height, width, ry, rx, flip, zz, luma, chroma):
+    _pack_region(y, top, left, height, width, flip, zz, luma)
+    _pack_region(cb, top // ry, left // rx, height // ry, width // rx, flip, zz, chroma[0])
+    _pack_region(cr, top // ry, left // rx, height // ry, width // rx, flip, zz, chroma[1])
+
+
+def pack_colour(y: np.ndarray, cb: np.ndarray, cr: np.ndarray, top: int, left: int, height: int, width: int,
+                ry: int, rx: int, flip: bool, zz: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """``pack_region`` of a colour image's three contiguous components in one call: luma
+    ``[n, height, width]`` and chroma ``[2, n, height / ry, width / rx]`` (the region in chroma
+    blocks is the luma region divided by the chroma ratio ``(ry, rx)``)."""
+    n = zz.shape[0]
+    luma = np.empty((n, height, width), np.int16)
+    chroma = np.empty((2, n, height // ry, width // rx), np.int16)
+    blocks = [part.reshape(part.shape[0], part.shape[1], 64) for part in (y, cb, cr)]
+    _pack_colour(*blocks, top, left, height, width, ry, rx, flip, zz, luma, chroma)
+    return luma, chroma
+
+
+@_jit
 def _batch_plane(coef, slot, component, k, n, source, target, requant, mean, std, normalize, fy, fx, out, b,
                  channel):
-    """Channel ``channel`` of image ``b`` of ``out``: frequency ``k`` of ``coef[b, slot]``
-    (``coef`` is ``[B, C, h, w, n]``) times table entry ``source[b, component, k]``, after
+    """Channel ``channel`` of image ``b`` of ``out``: plane ``coef[b, slot, k]`` (``coef`` is
+    ``[B, C, n, h, w]``, frequency ``k``) times table entry ``source[b, component, k]``, after
     requantizing to ``target[b, component, k]`` when ``requant`` (then dequantized with it),
     normalised with entry ``component * n + k`` of ``mean``/``std``, each value repeated
-    ``fy x fx`` times."""
-    h, w = coef.shape[2], coef.shape[3]
+    ``fy x fx`` times.
+
+    As in ``_dequantize_plane``, each output row is written front to back and normalised in a
+    second pass over the row, and rows repeated for ``fy`` are copies: input and output rows are
+    contiguous (``out`` C-contiguous), so the compiler vectorises every loop but the
+    requantization's.
+    """
+    h, w = coef.shape[3], coef.shape[4]
+    width = w * fx
     tf = source[b, component, k]
     q = np.float32(tf)
     tt = np.float64(1.0)
@@ -274,8 +298,10 @@ def _batch_plane(coef, slot, component, k, n, source, target, requant, mean, std
     m = mean[component * n + k]
     s = std[component * n + k]
     for i in range(h):
+        values = coef[b, slot, k, i]
+        row = out[b, channel, i * fy]
         for j in range(w):
-            value = coef[b, slot, i, j, k]
+            value = values[j]
             if requant:  # ``_requantize``'s float64 form of libjpeg's integer rounding
                 scaled = np.float64(value) * tf
                 magnitude = min(np.floor((abs(scaled) + half) / tt), 32768.0)
@@ -283,40 +309,74 @@ def _batch_plane(coef, slot, component, k, n, source, target, requant, mean, std
                 v = np.float32(np.int16(min(signed, 32767.0))) * q
             else:
                 v = np.float32(value) * q
-            if normalize:
-                v = (v - m) / s
-            for dy in range(fy):
+            if fx == 1:
+                row[j] = v
+            elif fx == 2:
+                row[2 * j] = v
+                row[2 * j + 1] = v
+            else:
                 for dx in range(fx):
-                    out[b, channel, i * fy + dy, j * fx + dx] = v
+                    row[j * fx + dx] = v
+        if normalize:
+            for x in range(width):
+                row[x] = (row[x] - m) / s
+        for dy in range(1, fy):
+            copy = out[b, channel, i * fy + dy]
+            for x in range(width):
+                copy[x] = row[x]
 
 
 @_Threaded
-def _dequantize_batch(luma, chroma, source, target, requant, mean, std, normalize, fy, fx, out_luma, out_chroma):
-    n = luma.shape[4]
+def _dequantize_batch(luma, chroma, source, target, requant, mean, std, normalize, fy, fx, out_luma, luma_first,
+                      out_chroma, chroma_first):
+    n = luma.shape[2]
     for r in prange(luma.shape[0] * 3 * n):
         b = r // (3 * n)
         component = (r % (3 * n)) // n
         k = r % n
         if component == 0:
-            _batch_plane(luma, 0, 0, k, n, source, target, requant, mean, std, normalize, 1, 1, out_luma, b, k)
+            _batch_plane(luma, 0, 0, k, n, source, target, requant, mean, std, normalize, 1, 1, out_luma, b,
+                         luma_first + k)
         else:
             _batch_plane(chroma, component - 1, component, k, n, source, target, requant, mean, std, normalize, fy,
-                         fx, out_chroma, b, (component - 1) * n + k)
+                         fx, out_chroma, b, chroma_first + (component - 1) * n + k)
+
+
+def _channel_slices(out_luma: np.ndarray, out_chroma: np.ndarray) -> np.ndarray | None:
+    """The C-contiguous ``[B, C, H, W]`` array of which ``out_luma`` and ``out_chroma`` are the
+    adjacent channel slices ``[:, :n]`` and ``[:, n:]`` (the merged layout), or None."""
+    if out_luma.shape[2:] != out_chroma.shape[2:] or out_luma.strides != out_chroma.strides:
+        return None
+    batch, n, height, width = out_luma.shape
+    channels = n + out_chroma.shape[1]
+    item = out_luma.itemsize
+    plane = height * width * item
+    if out_luma.strides != (channels * plane, plane, width * item, item):
+        return None
+    if out_chroma.ctypes.data != out_luma.ctypes.data + n * plane:
+        return None
+    return np.lib.stride_tricks.as_strided(out_luma, (batch, channels, height, width),
+                                           (channels * plane, plane, width * item, item))
 
 
 def dequantize_batch(
     luma: np.ndarray, chroma: np.ndarray, source: np.ndarray, target: np.ndarray | None, fy: int, fx: int,
     mean: np.ndarray, std: np.ndarray, normalize: bool, out_luma: np.ndarray, out_chroma: np.ndarray,
 ) -> None:
-    """Write ``reference.dequantize_batch`` of ``luma [B, bh, bw, n]`` and ``chroma
-    [B, 2, ch, cw, n]`` into ``out_luma [B, n, bh, bw]`` and ``out_chroma [B, 2n, ch * fy,
-    cw * fx]`` (any strides: channel slices of one merged tensor are fine). ``source`` and
+    """Write ``reference.dequantize_batch`` of ``luma [B, n, bh, bw]`` and ``chroma
+    [B, 2, n, ch, cw]`` into ``out_luma [B, n, bh, bw]`` and ``out_chroma [B, 2n, ch * fy,
+    cw * fx]`` (any strides; the two channel slices of one merged tensor are written through
+    that tensor, C-contiguous, which lets the compiler vectorise the stores). ``source`` and
     ``target`` are int64 ``[B, 3, n]`` tables in zigzag order; ``mean``/``std`` float32 ``[3n]``."""
-    batch, bh, bw, n = luma.shape
+    batch, n, bh, bw = luma.shape
     requant = target is not None
+    outputs = (out_luma, 0, out_chroma, 0)
+    merged = _channel_slices(out_luma, out_chroma)
+    if merged is not None:
+        outputs = (merged, 0, merged, n)
     _dequantize_batch(
-        batch * bh * bw if BATCH_PARALLEL else 0, luma.reshape(batch, 1, bh, bw, n), chroma, source,
-        source if target is None else target, requant, mean, std, normalize, fy, fx, out_luma, out_chroma,
+        batch * bh * bw if BATCH_PARALLEL else 0, luma.reshape(batch, 1, n, bh, bw), chroma, source,
+        source if target is None else target, requant, mean, std, normalize, fy, fx, *outputs,
     )
 
 

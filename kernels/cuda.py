@@ -166,7 +166,7 @@ def _batch_value(value, tf, tt, requant, m, s, normalize):
 @cuda.jit
 def _dequantize_batch_kernel(luma, chroma, source, target, requant, mean, std, normalize, fy, fx, out_luma,
                              out_chroma):
-    nb, bh, bw, n = luma.shape
+    nb, n, bh, bw = luma.shape
     ch2, hc, wc = out_chroma.shape[1], out_chroma.shape[2], out_chroma.shape[3]
     luma_total = nb * n * bh * bw
     total = luma_total + nb * ch2 * hc * wc
@@ -177,7 +177,7 @@ def _dequantize_batch_kernel(luma, chroma, source, target, requant, mean, std, n
             y = (idx // bw) % bh
             k = (idx // (bw * bh)) % n
             b = idx // (bw * bh * n)
-            out_luma[b, k, y, x] = _batch_value(luma[b, y, x, k], source[b, 0, k], target[b, 0, k], requant,
+            out_luma[b, k, y, x] = _batch_value(luma[b, k, y, x], source[b, 0, k], target[b, 0, k], requant,
                                                 mean[k], std[k], normalize)
         else:
             r = idx - luma_total
@@ -189,14 +189,14 @@ def _dequantize_batch_kernel(luma, chroma, source, target, requant, mean, std, n
             k = channel % n
             component = slot + 1
             out_chroma[b, channel, y, x] = _batch_value(
-                chroma[b, slot, y // fy, x // fx, k], source[b, component, k], target[b, component, k], requant,
+                chroma[b, slot, k, y // fy, x // fx], source[b, component, k], target[b, component, k], requant,
                 mean[component * n + k], std[component * n + k], normalize,
             )
 
 
 def dequantize_batch(luma, chroma, source, target, requant, fy, fx, mean, std, normalize, out_luma, out_chroma,
                      stream=None) -> None:
-    """``luma`` int16 ``[B, bh, bw, n]``, ``chroma`` ``[B, 2, ch, cw, n]``, ``source``/``target``
+    """``luma`` int16 ``[B, n, bh, bw]``, ``chroma`` ``[B, 2, n, ch, cw]``, ``source``/``target``
     int64 ``[B, 3, n]`` (zigzag order; ``target`` ignored unless ``requant``), outputs float32
     ``[B, n, bh, bw]`` and ``[B, 2n, ch * fy, cw * fx]`` (any strides). One launch."""
     total = out_luma.size + out_chroma.size

@@ -192,8 +192,8 @@ def pack_region(
 ) -> Array:
     """Crop, optionally mirror, and keep the ``n`` lowest zigzag frequencies of one component.
 
-    int16 ``[bh, bw, 8, 8]`` becomes int16 ``[height, width, n]`` (block units, coefficient
-    ``k`` = ``ZIGZAG[k]``): :func:`crop`, then :func:`hflip` when ``flip``, then the frequency
+    int16 ``[bh, bw, 8, 8]`` becomes int16 ``[n, height, width]`` (block units; plane ``k``
+    holds coefficient ``ZIGZAG[k]``, the channel order of the network input): :func:`crop`, then :func:`hflip` when ``flip``, then the frequency
     selection of :func:`dequantize_select`, in one pass. This is the per-file work of the
     batch path: workers pack, :func:`dequantize_batch` does the rest once per batch. CPU only
     (it runs where the file is decoded).
@@ -222,8 +222,8 @@ def dequantize_batch(
 ) -> tuple[Array, Array]:
     """Dequantize a whole batch of packed samples (:func:`pack_region`) in one kernel launch.
 
-    ``luma`` int16 ``[B, bh, bw, n]`` and ``chroma`` int16 ``[B, 2, ch, cw, n]`` (Cb, Cr) hold
-    the ``n`` lowest zigzag frequencies; ``tables`` ``[B, 3, 8, 8]`` (natural order) are each
+    ``luma`` int16 ``[B, n, bh, bw]`` and ``chroma`` int16 ``[B, 2, n, ch, cw]`` (Cb, Cr) hold
+    the ``n`` lowest zigzag frequencies, one plane each; ``tables`` ``[B, 3, 8, 8]`` (natural order) are each
     image's Y, Cb, Cr quantization tables. With ``targets`` (``[B, 3, 8, 8]``) every
     coefficient is first requantized to the target table as :func:`requantize` does (a JPEG
     quality augmentation moved onto the batch) and dequantized with it. Returns float32 luma
@@ -234,17 +234,17 @@ def dequantize_batch(
     ``out[:, :n]``, ``out[:, n:]`` of one merged ``[B, 3n, bh, bw]`` tensor.
     """
     shape = checks.packed("luma", luma, 4)
-    batch, bh, bw, n = shape
+    batch, n, bh, bw = shape
     chroma_shape = checks.packed("chroma", chroma, 5)
-    if chroma_shape[0] != batch or chroma_shape[1] != 2 or chroma_shape[4] != n:
-        raise ValueError(f"chroma must have shape [{batch}, 2, ch, cw, {n}] like luma, got {list(chroma_shape)}")
+    if chroma_shape[0] != batch or chroma_shape[1] != 2 or chroma_shape[2] != n:
+        raise ValueError(f"chroma must have shape [{batch}, 2, {n}, ch, cw] like luma, got {list(chroma_shape)}")
     n = checks.zigzag_count(n)
     fy, fx = checks.factor("upsample", upsample)
     checks.batch_tables("tables", tables, batch)
     if targets is not None:
         checks.batch_tables("targets", targets, batch)
     mean_, std_, normalize = checks.normalisation(mean, std, 3 * n)
-    ch, cw = chroma_shape[2], chroma_shape[3]
+    ch, cw = chroma_shape[3], chroma_shape[4]
     if out_luma is not None:
         checks.output(out_luma, (batch, n, bh, bw), luma)
     if out_chroma is not None:

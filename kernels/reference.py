@@ -278,16 +278,18 @@ def pack_region(
 ) -> np.ndarray:
     """Crop, optionally flip, and keep the ``n`` lowest zigzag frequencies of one component.
 
-    ``coefficients`` ``[bh, bw, 8, 8]`` becomes int16 ``[height, width, n]``: the blocks
-    ``[top:top + height, left:left + width]`` (mirrored left-right as :func:`hflip` does when
-    ``flip``), coefficient ``k`` of each being ``ZIGZAG[k]``. This is all a data-loading worker
-    does to a decoded file before the batch is dequantized on the model's device
-    (:func:`dequantize_batch`); only the kept frequencies travel, as int16.
+    ``coefficients`` ``[bh, bw, 8, 8]`` becomes int16 ``[n, height, width]``: plane ``k`` holds
+    coefficient ``ZIGZAG[k]`` of the blocks ``[top:top + height, left:left + width]`` (mirrored
+    left-right as :func:`hflip` does when ``flip``). This is all a data-loading worker does to a
+    decoded file before the batch is dequantized on the model's device
+    (:func:`dequantize_batch`); only the kept frequencies travel, as int16, already in the
+    channel order of the network input.
     """
     region = crop(coefficients, top, left, height, width)
     if flip:
         region = hflip(region)
-    return np.ascontiguousarray(region.reshape(height, width, 64)[:, :, ZIGZAG[:n]], dtype=np.int16)
+    planes = np.moveaxis(region.reshape(height, width, 64)[:, :, ZIGZAG[:n]], -1, 0)
+    return np.ascontiguousarray(planes, dtype=np.int16)
 
 
 def dequantize_batch(
@@ -301,29 +303,28 @@ def dequantize_batch(
 ) -> tuple[np.ndarray, np.ndarray]:
     """:func:`dequantize_select` of a whole batch of packed samples (see :func:`pack_region`).
 
-    ``luma`` int16 ``[B, bh, bw, n]`` and ``chroma`` int16 ``[B, 2, ch, cw, n]`` hold the ``n``
-    lowest zigzag frequencies of Y and of Cb, Cr; ``tables`` ``[B, 3, 8, 8]`` their quantization
+    ``luma`` int16 ``[B, n, bh, bw]`` and ``chroma`` int16 ``[B, 2, n, ch, cw]`` hold the ``n``
+    lowest zigzag frequencies of Y and of Cb, Cr, one plane per frequency; ``tables`` ``[B, 3, 8, 8]`` their quantization
     tables (natural order). With ``targets`` (``[B, 3, 8, 8]``) the coefficients are first
     requantized to those tables (:func:`requantize`, a random-quality augmentation) and
     dequantized with them. Returns float32 luma ``[B, n, bh, bw]`` and chroma
     ``[B, 2n, ch * fy, cw * fx]`` (each chroma block repeated ``upsample = (fy, fx)`` times),
     normalised by ``mean``/``std`` ``[3n]`` (Y's n, Cb's n, Cr's n) when given.
     """
-    n = luma.shape[-1]
+    batch, n = luma.shape[:2]
     zz = ZIGZAG[:n]
-    batch = luma.shape[0]
     source = np.asarray(tables).astype(np.int64).reshape(batch, 3, 64)[..., zz]
     target = None if targets is None else np.asarray(targets).astype(np.int64).reshape(batch, 3, 64)[..., zz]
     parts = []
     for index, coefficients in enumerate((luma, chroma[:, 0], chroma[:, 1])):
         values = coefficients.astype(np.int64)
-        table = source[:, index, None, None, :]
+        table = source[:, index, :, None, None]
         if target is not None:
-            divisor = target[:, index, None, None, :]
+            divisor = target[:, index, :, None, None]
             value = values * table
             values = np.clip(np.sign(value) * ((np.abs(value) + divisor // 2) // divisor), -32768, 32767)
             table = divisor
-        plane = np.moveaxis((values * table).astype(np.float32), -1, -3)  # [B, n, h, w]
+        plane = (values * table).astype(np.float32)  # [B, n, h, w]
         if mean is not None or std is not None:
             m = np.zeros(n, np.float32) if mean is None else np.asarray(mean, np.float32)[index * n : (index + 1) * n]
             s = np.ones(n, np.float32) if std is None else np.asarray(std, np.float32)[index * n : (index + 1) * n]

@@ -28,8 +28,8 @@ from cdomain.kernels import _host
 
 @dataclass(frozen=True)
 class PackedSample:
-    """One sample as a worker hands it over: int16 luma ``[rows, cols, n]``, chroma
-    ``[2, rows / ry, cols / rx, n]`` (None for grayscale) with its ratio ``(ry, rx)``, the
+    """One sample as a worker hands it over: int16 luma ``[n, rows, cols]``, chroma
+    ``[2, n, rows / ry, cols / rx]`` (None for grayscale), one plane per kept frequency, with its ratio ``(ry, rx)``, the
     uint16 tables ``[3, 8, 8]`` and the requantization targets (or None)."""
 
     luma: np.ndarray
@@ -48,15 +48,13 @@ def pack_sample(
     top, left, rows, cols = box
     ry, rx = check_layout(image, layout, rows, cols)
     file_tables(image)  # entries 1..65535, once per file
-    luma = _host.pack_region(image.y, top, left, rows, cols, flip, fbs)
-    tables = np.ones((3, 8, 8), np.uint16)
-    tables[: image.num_components] = np.stack(image.quant_tables)
-    chroma = None
     if image.num_components > 1:
-        chroma = np.stack([
-            _host.pack_region(part, top // ry, left // rx, rows // ry, cols // rx, flip, fbs)
-            for part in image.coefficients[1:]
-        ])
+        luma, chroma = _host.pack_colour(image.coefficients, box, (ry, rx), flip, fbs)
+        tables = np.stack(image.quant_tables).astype(np.uint16)
+    else:
+        luma, chroma = _host.pack_region(image.y, top, left, rows, cols, flip, fbs), None
+        tables = np.ones((3, 8, 8), np.uint16)
+        tables[0] = image.quant_tables[0]
     target = None
     if targets is not None:
         target = np.ones((3, 8, 8), np.uint16)
@@ -68,7 +66,7 @@ def pack_sample(
 class CoefficientBatch:
     """A collated batch of packed samples, as it crosses to the model's device.
 
-    ``luma`` int16 ``[B, bh, bw, n]``, ``chroma`` int16 ``[B, 2, ch, cw, n]``, ``tables`` and
+    ``luma`` int16 ``[B, n, bh, bw]``, ``chroma`` int16 ``[B, 2, n, ch, cw]``, ``tables`` and
     ``targets`` (or None) int32 ``[B, 3, 8, 8]``; chroma block ``(i, j)`` covers luma blocks
     ``upsample = (fy, fx)`` times as many.
     """
@@ -110,9 +108,9 @@ def collate_packed(samples: Sequence[PackedSample], layout: str) -> CoefficientB
     """
     shapes = {s.luma.shape for s in samples}
     if len(shapes) > 1:
-        listed = ", ".join(sorted(str(shape[:2]) for shape in shapes))
+        listed = ", ".join(sorted(str(shape[1:]) for shape in shapes))
         raise ValueError(f"samples in a batch have different shapes ({listed} blocks); pass crop= to cut a common size")
-    rows, cols, n = samples[0].luma.shape
+    n, rows, cols = samples[0].luma.shape
     ratios = {s.ratio for s in samples if s.chroma is not None}
     if layout == "split":
         ratio = (2, 2)
@@ -121,14 +119,14 @@ def collate_packed(samples: Sequence[PackedSample], layout: str) -> CoefficientB
     else:  # no colour sample, or mixed subsampling: chroma on the luma grid
         ratio = (1, 1)
     ry, rx = ratio
-    chroma = np.zeros((len(samples), 2, rows // ry, cols // rx, n), np.int16)
+    chroma = np.zeros((len(samples), 2, n, rows // ry, cols // rx), np.int16)
     for b, sample in enumerate(samples):
         if sample.chroma is None:
             continue
         part = sample.chroma
         fy, fx = sample.ratio[0] // ry, sample.ratio[1] // rx
         if (fy, fx) != (1, 1):
-            part = np.repeat(np.repeat(part, fy, axis=1), fx, axis=2)
+            part = np.repeat(np.repeat(part, fy, axis=2), fx, axis=3)
         chroma[b] = part
     targets = None
     if any(s.targets is not None for s in samples):
@@ -160,7 +158,7 @@ class BatchChannels:
         n = self.fbs
         if self.device.type != "cpu":
             batch = batch.to(self.device)
-        size, rows, cols = (int(s) for s in batch.luma.shape[:3])
+        size, _, rows, cols = (int(s) for s in batch.luma.shape)
         mean = std = None
         if self.stats is not None:
             mean, std = self.stats.mean, self.stats.std
@@ -176,7 +174,7 @@ class BatchChannels:
 
 def float_batch_bytes(batch: CoefficientBatch, fbs: int, layout: str) -> int:
     """Bytes of the float32 inputs the per-sample path would copy to the device for ``batch``."""
-    size, rows, cols = (int(s) for s in batch.luma.shape[:3])
+    size, _, rows, cols = (int(s) for s in batch.luma.shape)
     if layout == "merged":
         return size * 3 * fbs * rows * cols * 4
     return size * (fbs * rows * cols + 2 * fbs * (rows // 2) * (cols // 2)) * 4

@@ -45,7 +45,7 @@ def test_device_step_on_cuda_equals_the_per_sample_path(cuda, files, requant):
     assert len(packed) == len(expected) == 2
     for batch, want in zip(packed, expected):
         assert (batch.targets is not None) == requant
-        size, rows, cols = batch.luma.shape[:3]
+        size, _, rows, cols = batch.luma.shape
         out = cuda.to_device(np.zeros((size, 3 * fbs, rows, cols), np.float32))
         targets = None if batch.targets is None else cuda.to_device(batch.targets.numpy())
         kernels.dequantize_batch(

@@ -24,8 +24,8 @@ def test_pack_region_matches_crop_flip_select(flip):
     region = coefficients[1:4, 2:6]
     if flip:  # independent of the kernels: mirror the block columns, negate odd horizontal frequency
         region = region[:, ::-1] * np.where(np.arange(8) % 2 == 1, -1, 1).astype(np.int16)
-    expected = region.reshape(3, 4, 64)[:, :, ZIGZAG[:10]]
-    assert got.dtype == np.int16 and got.shape == (3, 4, 10)
+    expected = np.moveaxis(region.reshape(3, 4, 64)[:, :, ZIGZAG[:10]], -1, 0)  # plane k: frequency ZIGZAG[k]
+    assert got.dtype == np.int16 and got.shape == (10, 3, 4)
     np.testing.assert_array_equal(got, expected)
     np.testing.assert_array_equal(got, reference.pack_region(coefficients, 1, 2, 3, 4, flip, 10))
 
@@ -46,8 +46,11 @@ def _batch(rng, batch=3, bh=4, bw=6, fy=2, fx=2, n=6):
 
 
 def _packed(images, chroma, n):
-    luma = np.stack([image.reshape(*image.shape[:2], 64)[..., ZIGZAG[:n]] for image in images])
-    cbcr = np.stack([np.stack([c.reshape(*c.shape[:2], 64)[..., ZIGZAG[:n]] for c in pair]) for pair in chroma])
+    def planes(blocks):  # [bh, bw, 8, 8] -> [n, bh, bw]
+        return np.moveaxis(blocks.reshape(*blocks.shape[:2], 64)[..., ZIGZAG[:n]], -1, 0)
+
+    luma = np.stack([planes(image) for image in images])
+    cbcr = np.stack([np.stack([planes(c) for c in pair]) for pair in chroma])
     return np.ascontiguousarray(luma), np.ascontiguousarray(cbcr)
 
 
@@ -111,14 +114,33 @@ def test_dequantize_batch_takes_torch_and_returns_torch():
 
 
 def test_dequantize_batch_checks_its_arguments():
-    luma = np.zeros((2, 2, 2, 4), np.int16)
-    chroma = np.zeros((2, 2, 1, 1, 4), np.int16)
+    luma = np.zeros((2, 4, 2, 2), np.int16)
+    chroma = np.zeros((2, 2, 4, 1, 1), np.int16)
     tables = np.ones((2, 3, 8, 8), np.uint16)
     with pytest.raises(ValueError, match="chroma must have shape"):
-        kernels.dequantize_batch(luma, chroma[:, :, :, :, :3], tables)
+        kernels.dequantize_batch(luma, chroma[:, :, :3], tables)
     with pytest.raises(ValueError, match="tables must have shape"):
         kernels.dequantize_batch(luma, chroma, tables[:1])
     with pytest.raises(ValueError, match="entries must be in 1..65535"):
         kernels.dequantize_batch(luma, chroma, np.zeros_like(tables))
     with pytest.raises(ValueError, match="luma must be int16"):
         kernels.dequantize_batch(luma.astype(np.int32), chroma, tables)
+
+
+def test_dequantize_batch_writes_through_any_channel_slices():
+    """Adjacent slices [:, :n], [:, n:] of one tensor take the merged fast path; slices in the
+    other order, or of a tensor with spare channels, must give the same values."""
+    rng = np.random.default_rng(6)
+    images, chroma, tables = _batch(rng, n=5)
+    luma, cbcr = _packed(images, chroma, 5)
+    mean = rng.normal(0, 5, 15).astype(np.float32)
+    std = rng.uniform(1, 9, 15).astype(np.float32)
+    expected = reference.dequantize_batch(luma, cbcr, tables, None, (2, 2), mean, std)
+    for order, channels in (("luma first", 15), ("chroma first", 15), ("spare channels", 17)):
+        out = np.full((3, channels, 4, 6), np.nan, np.float32)
+        luma_part, chroma_part = (slice(0, 5), slice(5, 15)) if order != "chroma first" else (slice(10, 15), slice(0, 10))
+        kernels.dequantize_batch(luma, cbcr, tables, upsample=(2, 2), mean=mean, std=std,
+                                 out_luma=out[:, luma_part], out_chroma=out[:, chroma_part])
+        assert np.array_equal(out[:, luma_part], expected[0]), order
+        assert np.array_equal(out[:, chroma_part], expected[1]), order
+        assert np.isnan(out[:, 15:]).all(), order

@@ -23,8 +23,8 @@ def _tables(qualities):
 def test_dequantize_batch_on_the_device(cuda, requant):
     rng = np.random.default_rng(5)
     n, batch = 3, 2
-    luma = rng.integers(-300, 300, (batch, 2, 2, n)).astype(np.int16)
-    chroma = rng.integers(-300, 300, (batch, 2, 1, 1, n)).astype(np.int16)
+    luma = rng.integers(-300, 300, (batch, n, 2, 2)).astype(np.int16)
+    chroma = rng.integers(-300, 300, (batch, 2, n, 1, 1)).astype(np.int16)
     tables = _tables([40, 80])
     targets = _tables([15, 95]) if requant else None
     mean = rng.normal(0, 3, 3 * n).astype(np.float32)
