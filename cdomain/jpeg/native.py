@@ -971,6 +971,19 @@ def _resync(data, pos, mpos, rst):
 
 
 @njit(nogil=True, cache=True)
+def _next_interval(data, pos, bits, pad, mpos, rst, lenient):
+    """Past the marker that ends restart interval ``rst``: strictly the RSTn that must come
+    (:func:`_restart`), leniently as libjpeg resynchronises (:func:`_resync`). Returns
+    ``(error, argument, offset, mpos)``, ``mpos`` being the offset of a marker left unread or -1.
+    Runs once per interval, so the scan loops lose nothing by calling it."""
+    if lenient is not None:
+        err, pos, mpos = _resync(data, pos, mpos, rst)
+        return err, rst, pos, mpos
+    err, arg, pos = _restart(data, pos, bits, pad, mpos, rst)
+    return err, arg, pos, np.int64(-1)
+
+
+@njit(nogil=True, cache=True)
 def _bad_code(bits, pad):
     """An undecodable bit pattern is reported as such, unless the 16 bits looked at reach past
     the end of the data (into the zero bits appended there): then the data ran out."""
@@ -1008,17 +1021,11 @@ def _sequential_scan(data, pos, coef, comps, mcus_x, mcus_y, restart, scratch,
         for mx in range(mcus_x):
             if restart > 0:
                 if togo == 0:
-                    if lenient is not None:
-                        err, pos, mpos = _resync(data, pos, mpos, rst)
-                        if err != OK:
-                            return err, rst, pos
-                        if mpos < 0:
-                            insufficient = False
-                    else:
-                        err, arg, pos = _restart(data, pos, bits, pad, mpos, rst)
-                        if err != OK:
-                            return err, arg, pos
-                        mpos = np.int64(-1)
+                    err, arg, pos, mpos = _next_interval(data, pos, bits, pad, mpos, rst, lenient)
+                    if err != OK:
+                        return err, arg, pos
+                    if mpos < 0:
+                        insufficient = False
                     rst = (rst + 1) & 7
                     acc = np.int64(0)
                     bits = np.int64(0)
@@ -1165,17 +1172,11 @@ def _progressive_scan(data, pos, coef, nz, comps, mcus_x, mcus_y, restart, scrat
         for mx in range(mcus_x):
             if restart > 0:
                 if togo == 0:
-                    if lenient is not None:
-                        err, pos, mpos = _resync(data, pos, mpos, rst)
-                        if err != OK:
-                            return err, rst, pos
-                        if mpos < 0:
-                            insufficient = False
-                    else:
-                        err, arg, pos = _restart(data, pos, bits, pad, mpos, rst)
-                        if err != OK:
-                            return err, arg, pos
-                        mpos = np.int64(-1)
+                    err, arg, pos, mpos = _next_interval(data, pos, bits, pad, mpos, rst, lenient)
+                    if err != OK:
+                        return err, arg, pos
+                    if mpos < 0:
+                        insufficient = False
                     rst = (rst + 1) & 7
                     acc = np.int64(0)
                     bits = np.int64(0)
