@@ -11,6 +11,9 @@ and :func:`share_directory` gives a ``tempfile.mkdtemp`` folder ``0o777 & ~umask
 renamed into place. The umask is read from ``/proc/self/status`` where there is one (no change
 to the process state); elsewhere it is read once, at import, with the ``os.umask`` set-and-restore
 dance under a lock.
+
+Folders are created with :func:`make_folders`, which notes each one it makes; a command that
+fails takes back those still empty (:func:`tidy_on_failure`), and never a folder it did not make.
 """
 
 from __future__ import annotations
@@ -19,6 +22,7 @@ import contextlib
 import os
 import tempfile
 import threading
+from contextvars import ContextVar
 from pathlib import Path
 from typing import Iterator
 
@@ -89,7 +93,7 @@ def atomic_path(path: str | os.PathLike[str]) -> Iterator[str]:
     when the block ends without an error, removed otherwise. The file gets mode
     ``0o666 & ~umask`` (not ``tempfile``'s 0600)."""
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
+    make_folders(path.parent)
     fd, temporary = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
     os.close(fd)
     try:
@@ -114,3 +118,57 @@ def _fsync_directory(directory: Path) -> None:
         pass
     finally:
         os.close(fd)
+
+
+#: The folders created so far inside the innermost :func:`tidy_on_failure` block (None outside one).
+_CREATED: ContextVar[list[Path] | None] = ContextVar("cdomain_created_folders", default=None)
+
+
+@contextlib.contextmanager
+def tidy_on_failure() -> Iterator[list[Path]]:
+    """Take back, if the block raises, the folders it created (:func:`make_folders`,
+    :func:`note_created`) that are still empty, innermost first.
+
+    A failed command then leaves no empty ``runs/``, run or output folder behind (every command
+    runs in such a block: :func:`cdomain.cli.errors.run_command`). Only folders this
+    block created are candidates, and ``rmdir`` removes a folder only while it is empty, so a
+    folder that existed before, or anything written into one meanwhile (by this run or another
+    process), stays; so does every folder above one that stays.
+    """
+    created: list[Path] = []
+    token = _CREATED.set(created)
+    try:
+        yield created
+    except BaseException:
+        for folder in reversed(created):
+            with contextlib.suppress(OSError):  # not empty (or gone): it stays as it is
+                folder.rmdir()
+        raise
+    finally:
+        _CREATED.reset(token)
+
+
+def note_created(folder: Path) -> None:
+    """Note ``folder`` as made by this command (for :func:`tidy_on_failure`)."""
+    created = _CREATED.get()
+    if created is not None:
+        created.append(folder)
+
+
+def make_folders(path: str | os.PathLike[str]) -> Path:
+    """``mkdir -p path``, noting each folder it creates, outermost first (:func:`tidy_on_failure`)."""
+    path = Path(path)
+    missing = []
+    folder = path
+    while not folder.exists() and folder.parent != folder:
+        missing.append(folder)
+        folder = folder.parent
+    for folder in reversed(missing):
+        try:
+            folder.mkdir()
+        except FileExistsError:
+            if not folder.is_dir():
+                raise
+            continue  # made meanwhile by someone else: not this command's to take back
+        note_created(folder)
+    return path

@@ -43,12 +43,28 @@ def _grid(total: int) -> int:
 
 
 def _launch(kernel, total: int, stream, *args) -> None:
+    """Launch ``kernel`` over ``total`` output elements (``THREADS`` per block, a grid-stride
+    loop covers what the grid does not); nothing for an empty output."""
     if total == 0:
         return
     if stream is None:
         kernel[_grid(total), THREADS](*args)
     else:
         kernel[_grid(total), THREADS, stream](*args)
+
+
+@cuda.jit(device=True)
+def _block_coefficient(idx, height, width):
+    """``(b, i, j, u, v)``: where flat index ``idx`` falls in C-ordered ``[B, height, width, 8, 8]``
+    coefficient blocks (sample, block row and column, frequency row and column). One thread per
+    output coefficient: every kernel that writes such blocks (here and in ``rescale_cuda.py``)
+    maps its thread index through this one function."""
+    v = idx % 8
+    u = (idx // 8) % 8
+    j = (idx // 64) % width
+    i = (idx // (64 * width)) % height
+    b = idx // (64 * width * height)
+    return b, i, j, u, v
 
 
 # --------------------------------------------------------------------------------------------
@@ -87,11 +103,7 @@ def _hflip_kernel(coef, out):
     total = nb * bh * bw * 64
     start, stride = cuda.grid(1), cuda.gridsize(1)
     for idx in range(start, total, stride):
-        v = idx % 8
-        u = (idx // 8) % 8
-        j = (idx // 64) % bw
-        i = (idx // (64 * bw)) % bh
-        b = idx // (64 * bw * bh)
+        b, i, j, u, v = _block_coefficient(idx, bh, bw)
         value = coef[b, i, bw - 1 - j, u, v]
         out[b, i, j, u, v] = -value if v % 2 == 1 else value
 
@@ -107,11 +119,7 @@ def _crop_kernel(coef, top, left, out):
     total = nb * h * w * 64
     start, stride = cuda.grid(1), cuda.gridsize(1)
     for idx in range(start, total, stride):
-        v = idx % 8
-        u = (idx // 8) % 8
-        j = (idx // 64) % w
-        i = (idx // (64 * w)) % h
-        b = idx // (64 * w * h)
+        b, i, j, u, v = _block_coefficient(idx, h, w)
         out[b, i, j, u, v] = coef[b, top + i, left + j, u, v]
 
 
@@ -291,11 +299,7 @@ def _blocks_kernel(plane, table, d, out):
     start, stride = cuda.grid(1), cuda.gridsize(1)
     multi = table.shape[0] > 1
     for idx in range(start, total, stride):
-        v = idx % 8
-        u = (idx // 8) % 8
-        j = (idx // 64) % bw
-        i = (idx // (64 * bw)) % bh
-        b = idx // (64 * bw * bh)
+        b, i, j, u, v = _block_coefficient(idx, bh, bw)
         block = plane[b, i * 8 : i * 8 + 8, j * 8 : j * 8 + 8]
         value = _fdct_value(block, -128.0, d, u, v)
         q = math.floor(abs(value) / table[b if multi else 0, u * 8 + v] + 0.5)

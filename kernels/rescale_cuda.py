@@ -1,6 +1,7 @@
 """Numba CUDA kernel of ``rescale_reference.downscale_blocks``, and its launcher.
 
-One thread per output coefficient ``(b, bi, bj, u, v)``, grid-stride loop, like ``cuda.py``:
+One thread per output coefficient ``(b, bi, bj, u, v)`` in a grid-stride loop, located and
+launched by ``cuda.py``'s helpers (``_block_coefficient``, ``_launch``); each computes
 ``sum_i sum_k M_i[u, k] sum_j sum_l C_ij[k, l] q[k, l] M_j[v, l]`` in float64, then libjpeg's
 quantizer rounding. Imported only when a CUDA array reaches :func:`cdomain.kernels.downscale_blocks`.
 The summation order differs from the CPU kernel, so a value within rounding noise of a half
@@ -14,7 +15,7 @@ import math
 import numpy as np
 from numba import cuda
 
-from .cuda import _launch
+from .cuda import _block_coefficient, _launch
 
 
 @cuda.jit
@@ -26,11 +27,7 @@ def _downscale_kernel(coef, table, matrices, used, out):
     total = nb * oh * ow * 64
     start, stride = cuda.grid(1), cuda.gridsize(1)
     for idx in range(start, total, stride):
-        v = idx % 8
-        u = (idx // 8) % 8
-        bj = (idx // 64) % ow
-        bi = (idx // (64 * ow)) % oh
-        b = idx // (64 * ow * oh)
+        b, bi, bj, u, v = _block_coefficient(idx, oh, ow)
         t = b if multi else 0
         acc = 0.0
         for i in range(f):

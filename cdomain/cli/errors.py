@@ -10,6 +10,7 @@ import sys
 from dataclasses import fields
 from typing import Callable
 
+from cdomain.atomic import tidy_on_failure
 from cdomain.errors import CdomainError, ConfigError
 
 
@@ -47,9 +48,14 @@ def report(prog: str, error: BaseException, *, resumable: bool = False) -> int:
 
 
 def run_command(prog: str, action: Callable[[], object], *, interrupted: str = "", resumable: bool = False) -> int:
-    """Run a command's ``action``: 0 on success, 2 with one line for a user error, 130 on Ctrl-C."""
+    """Run a command's ``action``: 0 on success, 2 with one line for a user error, 130 on Ctrl-C.
+
+    A command that fails or is interrupted leaves no empty folder it created behind
+    (:func:`cdomain.atomic.tidy_on_failure`).
+    """
     try:
-        action()
+        with tidy_on_failure():
+            action()
     except KeyboardInterrupt:
         print(f"{prog}: interrupted{interrupted}", file=sys.stderr)
         return 130

@@ -113,6 +113,7 @@ def label_checkpoints(paths: Sequence[Path]) -> dict[str, Path]:
 
 def claim_output(output: Path | None, overwrite: bool) -> Path:
     """The sweep's output folder, checked and created before any work."""
+    from cdomain.atomic import make_folders
     from cdomain.train.run_folder import claim_default
 
     if output is None:
@@ -124,8 +125,7 @@ def claim_output(output: Path | None, overwrite: bool) -> Path:
         if others or not overwrite:
             raise RunFolderError(f"--output {output}: folder is not empty; choose a new folder"
                                  + ("" if others else " or pass --overwrite to replace its sweep files"))
-    output.mkdir(parents=True, exist_ok=True)
-    return output
+    return make_folders(output)
 
 
 def run_sweep(args: argparse.Namespace) -> dict:

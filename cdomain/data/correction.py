@@ -15,6 +15,7 @@ used only to score a task network behind the correction, never by the correction
 
 from __future__ import annotations
 
+import os
 from typing import Any
 
 import numpy as np
@@ -23,7 +24,6 @@ from cdomain.data.dct_transforms import Region, hflip_image, locate_region, to_c
 from cdomain.data.folder import SampleList
 from cdomain.data.loader import EpochLoader, SampleDataset, TargetFn, _crop_size, collate_arrays
 from cdomain.jpeg.image import DCTImage
-from cdomain.jpeg.reader import read_coefficients
 from cdomain.jpeg.tables import ZIGZAG
 
 
@@ -37,13 +37,15 @@ class PairDataset(SampleDataset):
     """``((y, cbcr, tables, y_original, cbcr_original), target)`` per index (module docstring)."""
 
     def __init__(self, originals: SampleList, compressed: SampleList | None, *, transform: Any, crop, augment: bool,
-                 seed: int, skip_bad: bool, target: TargetFn | None) -> None:
+                 seed: int, skip_bad: bool, target: TargetFn | None, strict: bool = True,
+                 transcode: str | None = None) -> None:
         if (compressed is None) == (transform is None):
             raise ValueError("give either compressed files or a transform that compresses in memory")
         if compressed is not None and len(compressed) != len(originals):
             raise ValueError(f"{len(compressed)} compressed files for {len(originals)} originals")
         self.samples, self.compressed, self.transform = originals, compressed, transform
         self.crop, self.augment, self.seed, self.skip_bad, self.target = crop, augment, seed, skip_bad, target
+        self.strict, self.transcode = strict, transcode
         self.epoch = 0
 
     def _cut(self, image: DCTImage, index: int) -> tuple[DCTImage, Region, np.random.Generator]:
@@ -55,9 +57,12 @@ class PairDataset(SampleDataset):
         return image, region, rng
 
     def load(self, index: int):
-        original, region, rng = self._cut(read_coefficients(self.samples.paths[index]), index)
+        original, region, rng = self._cut(self.read(self.samples.paths[index]), index)
         if self.compressed is not None:
-            compressed, _, _ = self._cut(read_coefficients(self.compressed.paths[index]), index)
+            # The network reads the compressed file: only its reading is noted as transcoded, as
+            # in a sweep without correction (a re-encode of a transcoded original is a JPEG of its own).
+            self.__dict__.pop("note", None)
+            compressed, _, _ = self._cut(self.read(self.compressed.paths[index]), index)
         else:
             compressed = self.transform(original, rng)
         y, cbcr = to_channels(compressed, 64, "split")
@@ -70,12 +75,18 @@ class PairDataset(SampleDataset):
 
 
 class PairLoader(EpochLoader):
-    """Seeded batches of :class:`PairDataset` samples (training loaders shuffle, crop at random, flip)."""
+    """Seeded batches of :class:`PairDataset` samples (training loaders shuffle, crop at random, flip).
+
+    ``strict`` and ``transcode`` read the files as :class:`cdomain.data.loader.JPEGLoader` does
+    (lenient decoding; unsupported formats through transcoded copies, listed in ``transcoded_files``).
+    """
 
     def __init__(self, originals: SampleList, compressed: SampleList | None = None, *, transform: Any = None,
                  batch_size: int = 16, crop: int | None = None, augment: bool = False, seed: int = 0,
-                 workers: int = 0, skip_bad: bool = False, target: TargetFn | None = None) -> None:
+                 workers: int = 0, skip_bad: bool = False, target: TargetFn | None = None, strict: bool = True,
+                 transcode: str | os.PathLike[str] | None = None) -> None:
         dataset = PairDataset(originals, compressed, transform=transform, crop=_crop_size(crop), augment=augment,
-                              seed=seed, skip_bad=skip_bad, target=target)
+                              seed=seed, skip_bad=skip_bad, target=target, strict=strict,
+                              transcode=None if transcode is None else os.fspath(transcode))
         super().__init__(dataset, batch_size=batch_size, shuffle=augment, seed=seed, workers=workers,
                          drop_last=augment and len(originals) >= batch_size)

@@ -88,9 +88,30 @@ class SampleDataset(Dataset):
     epoch: int = 0
     skip_bad: bool = False
     samples: Any = None  # a SampleList, for datasets read from image files
+    # How JPEG files are read (:meth:`read`): lenient without ``strict``; unsupported formats
+    # through the copies in the ``transcode`` cache folder when one is set.
+    strict: bool = True
+    transcode: str | None = None
+    backend: str = "auto"
 
     def load(self, index: int) -> tuple[Any, Any]:
         raise NotImplementedError
+
+    def read(self, path: str) -> DCTImage:
+        """Read ``path`` (``strict`` or lenient); a file refused as an unsupported format is read
+        from its transcoded copy in the ``transcode`` cache folder when one is set, and noted.
+        Every dataset of JPEG files reads through here, so ``--lenient`` and ``--transcode`` mean
+        the same for all of them."""
+        try:
+            return read_coefficients(path, backend=self.backend, strict=self.strict)
+        except UnsupportedFormat as error:
+            if self.transcode is None:
+                raise
+            from cdomain.jpeg.transcode import transcoded_path
+
+            image = read_coefficients(transcoded_path(path, self.transcode))
+            self.note = TranscodedSample(path, error.cause)
+            return image
 
     def __len__(self) -> int:
         return len(self.samples)
@@ -334,20 +355,6 @@ class JPEGDataset(SampleDataset):
         if flipped:
             region = Region(region.top, region.left, region.height, region.width, flipped=True)
         return pack_sample(image, self.fbs, self.layout, box, flipped, targets), region
-
-    def read(self, path: str) -> DCTImage:
-        """Read ``path`` (``strict`` or lenient); a file refused as an unsupported format is read
-        from its transcoded copy in the ``transcode`` cache folder when one is set, and noted."""
-        try:
-            return read_coefficients(path, backend=self.backend, strict=self.strict)
-        except UnsupportedFormat as error:
-            if self.transcode is None:
-                raise
-            from cdomain.jpeg.transcode import transcoded_path
-
-            image = read_coefficients(transcoded_path(path, self.transcode))
-            self.note = TranscodedSample(path, error.cause)
-            return image
 
     def load_region(self, index: int, stats: bool = True) -> tuple[np.ndarray | tuple[np.ndarray, np.ndarray], Region]:
         """Read, transform, crop, flip and lay out sample ``index``; also say which region.

@@ -252,4 +252,6 @@ def _no_folder_options(name: str, format: str | None, crowd: Any) -> None:
                                            ("sigma", "--sigma"), ("max_side", "--max-side"))
              if crowd is not None and getattr(crowd, field_name, None) is not None]
     if given:
-        raise DataError(f"{name}: {', '.join(given)} apply to crowd dataset folders, not embedded datasets")
+        flags = given[0] if len(given) == 1 else f"{', '.join(given[:-1])} and {given[-1]}"
+        verb = "applies" if len(given) == 1 else "apply"
+        raise DataError(f"{name}: {flags} {verb} to crowd dataset folders, not embedded datasets")

@@ -43,7 +43,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Callable, Iterator
 
-from cdomain.atomic import atomic_path, atomic_write
+from cdomain.atomic import atomic_path, atomic_write, make_folders
 from cdomain.errors import ConfigError, RunFolderError
 
 #: The manifest file in the output folder.
@@ -287,7 +287,7 @@ def resize_tree(
     if manifest is None:
         manifest = {"format": MANIFEST_FORMAT, "settings": asdict(settings), "token": secrets.token_hex(8),
                     "done": {}, "skipped": {}}
-        output.mkdir(parents=True, exist_ok=True)
+        make_folders(output)
         _write_manifest(output, manifest)
     token, done, skipped = manifest["token"], manifest["done"], manifest.setdefault("skipped", {})
     summary = ResizeSummary()

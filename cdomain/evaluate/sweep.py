@@ -157,7 +157,14 @@ def evaluate_checkpoint(
                               "(networks on latents: --codec latent)")
     loader = make_loader(spec, samples, train=False, batch_size=batch_size, crop=crop, workers=workers,
                          stats=checkpoint.stats, target=target, skip_bad=skip_bad, strict=strict, transcode=transcode)
-    result = evaluate(checkpoint.model, task or task_of_model(spec.task), loader, device)
+    return evaluate_loader(checkpoint.model, task or task_of_model(spec.task), loader, device)
+
+
+def evaluate_loader(model: torch.nn.Module, task: Task, loader, device: torch.device) -> dict:
+    """:func:`cdomain.train.engine.evaluate` of ``model`` on ``loader``, plus how many files the
+    loader skipped (``skipped``, with ``skip_bad``) and read through transcoded copies
+    (``transcoded``): the counts every sweep point reports, with or without correction."""
+    result = evaluate(model, task, loader, device)
     result["skipped"] = loader.skipped
     result["transcoded"] = len({note.path for note in loader.transcoded_files})
     return result
@@ -196,16 +203,17 @@ def sweep(
         data = samples if quality is None else reencoded_samples(samples, quality, method, strict=strict,
                                                                  transcode=transcode, workers=workers)
         mean_bytes, bpp = compressed_size(data, skip_bad, strict, transcode)
+        # One set of reading and scoring options for both paths: --lenient, --transcode and a
+        # label map's coarse scoring apply alike with and without correction.
+        options = dict(crop=crop, batch_size=batch_size, workers=workers, device=device, target=target,
+                       skip_bad=skip_bad, strict=strict, transcode=transcode, task=task)
         for name, checkpoint in checkpoints.items():
             if correction is not None and quality is not None:
                 from cdomain.train.correction import evaluate_corrected
 
-                result = evaluate_corrected(checkpoint, correction, samples, data, crop=crop, batch_size=batch_size,
-                                            workers=workers, device=device, target=target, skip_bad=skip_bad)
+                result = evaluate_corrected(checkpoint, correction, samples, data, **options)
             else:
-                result = evaluate_checkpoint(checkpoint, data, crop=crop, batch_size=batch_size, workers=workers,
-                                             device=device, target=target, skip_bad=skip_bad, strict=strict,
-                                             transcode=transcode, task=task)
+                result = evaluate_checkpoint(checkpoint, data, **options)
             metric = metric_of(checkpoint)
             point = SweepPoint(name, quality, metric, metric_value(checkpoint, result), result["loss"], mean_bytes, bpp,
                                result["images"], result["skipped"], result.get("mse") if metric == "mae" else None,

@@ -45,7 +45,7 @@ from safetensors import SafetensorError, safe_open
 from safetensors.torch import save as save_safetensors
 from tqdm import tqdm
 
-from cdomain.atomic import atomic_write
+from cdomain.atomic import atomic_write, make_folders
 from cdomain.data.folder import DataSource, SampleList, resolve_source
 from cdomain.errors import DataError
 from cdomain.latents.codecs import codec_config, ensure_entropy_tables
@@ -233,8 +233,7 @@ def write_latents(
     """
     if shard_size < 1 or batch_size < 1:
         raise ValueError("shard_size and batch_size must be >= 1")
-    output = Path(output)
-    output.mkdir(parents=True, exist_ok=True)
+    output = make_folders(Path(output))
     samples = resolve_source(source, split)
     model = model.eval()
     ensure_entropy_tables(model)

@@ -30,6 +30,7 @@ from pathlib import Path
 import torch
 from tqdm import tqdm
 
+from cdomain.atomic import make_folders
 from cdomain.data.folder import SampleList
 from cdomain.errors import DataError
 from cdomain.latents.bitstream import MAGIC, BitstreamError, codec_key, read_bitstream, write_bitstream
@@ -153,7 +154,7 @@ def compress_samples(
             todo.append((source, str(target)))
     kept = len(sizes)
     for folder in sorted({Path(target).parent for _, target in todo}):
-        folder.mkdir(parents=True, exist_ok=True)
+        make_folders(folder)
     bar = tqdm(total=len(targets), initial=kept, desc=desc or f"compress {output.name}", unit="img",
                disable=not progress, leave=False)
     try:

@@ -36,7 +36,7 @@ from torch import nn
 
 from cdomain.checkpoint import Checkpoint, check_fits, load_checkpoint
 from cdomain.errors import CheckpointError, ConfigError
-from cdomain.train.engine import OptimConfig, Optimised, Task, build_optimizer, evaluate, task_of_model, to_device
+from cdomain.train.engine import OptimConfig, Optimised, Task, build_optimizer, task_of_model, to_device
 
 if TYPE_CHECKING:
     from cdomain.train.driver import TrainingRun
@@ -276,18 +276,20 @@ class CorrectedNetwork(nn.Module):
 
 def evaluate_corrected(task_model: Checkpoint, corrector: Checkpoint, originals, compressed, *, crop: int | None,
                        batch_size: int = 64, workers: int = 0, device: torch.device = torch.device("cpu"),
-                       target=None, skip_bad: bool = False) -> dict:
+                       target=None, skip_bad: bool = False, strict: bool = True, transcode=None,
+                       task: Task | None = None) -> dict:
     """The task network's loss and metrics on ``compressed`` files corrected by ``corrector``.
 
     ``originals`` are the uncompressed files the compressed ones were made from (same order); they
-    only give the crop regions' layout and are not fed to the task network.
+    only give the crop regions' layout and are not fed to the task network. The options mean what
+    they mean to :func:`cdomain.evaluate.sweep.evaluate_checkpoint` (the uncorrected evaluation):
+    ``strict``/``transcode`` how files are read, ``task`` a replacement scoring (coarse classes).
     """
     from cdomain.data.correction import PairLoader
+    from cdomain.evaluate.sweep import evaluate_loader
 
     freeze(task_model.model.to(device))
     network = CorrectedNetwork(task_model, corrector.model.to(device))
     loader = PairLoader(originals, compressed, batch_size=batch_size, crop=crop, workers=workers,
-                        skip_bad=skip_bad, target=target)
-    result = evaluate(network, task_of_model(task_model.input_spec.task), loader, device)
-    result["skipped"] = loader.skipped
-    return result
+                        skip_bad=skip_bad, target=target, strict=strict, transcode=transcode)
+    return evaluate_loader(network, task or task_of_model(task_model.input_spec.task), loader, device)

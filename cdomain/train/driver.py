@@ -25,7 +25,7 @@ from typing import Any, Callable
 
 import torch
 
-from cdomain.atomic import atomic_write
+from cdomain.atomic import atomic_write, tidy_on_failure
 from cdomain.checkpoint import check_fits, load_checkpoint, save_checkpoint
 from cdomain.data.registry import open_dataset
 from cdomain.errors import ConfigError, RunFolderError
@@ -159,13 +159,9 @@ class TrainingRun:
     # ------------------------------------------------------------------ run
 
     def execute(self) -> dict:
-        self.output = self.claim_output()
-        try:
+        with tidy_on_failure():  # a failed run leaves no empty folder it created
+            self.output = self.claim_output()
             return self._execute()
-        except BaseException:
-            if self.config.output is None and self.output.is_dir() and not any(self.output.iterdir()):
-                self.output.rmdir()  # the folder this run claimed and never used
-            raise
 
     def _execute(self) -> dict:
         config = self.config

@@ -7,6 +7,9 @@
   the files that run wrote, by name, are removed; anything else in the folder stays).
 - ``metrics.jsonl`` gets one JSON record per line; a torn last line (a run killed mid-write) is
   dropped when the run resumes, and any other damage is reported with the file and line.
+- A command that fails takes back the folders it created and left empty
+  (:func:`cdomain.atomic.tidy_on_failure`): the run folder, and ``runs/`` or the missing parents
+  of ``--output``. A folder that existed before, or that holds anything, is never removed.
 """
 
 from __future__ import annotations
@@ -16,7 +19,7 @@ import os
 import time
 from pathlib import Path
 
-from cdomain.atomic import atomic_write
+from cdomain.atomic import atomic_write, make_folders, note_created
 from cdomain.errors import CheckpointError, RunFolderError
 from cdomain.train.state import STATE_FILE, confined, load_state
 
@@ -32,13 +35,14 @@ PHASE_PATTERN = "phase*-*.safetensors"
 def claim_default(stem: str, parent: Path = Path("runs")) -> Path:
     """Create and return a new folder ``parent/stem`` (or ``stem-2``, ``stem-3``, ...), atomically."""
     try:
-        parent.mkdir(parents=True, exist_ok=True)
+        make_folders(parent)
     except OSError as error:
         raise RunFolderError(f"{parent}: cannot create the runs folder ({error.strerror or error})") from None
     for number in range(1, 10_000):
         path = parent / (stem if number == 1 else f"{stem}-{number}")
         try:
             path.mkdir()
+            note_created(path)
             return path
         except FileExistsError:
             continue
@@ -66,7 +70,7 @@ def prepare_output(output: Path, *, resume: bool, overwrite: bool) -> Path:
                                  "--overwrite to replace it, or choose a new folder")
         remove_run_files(output)
     try:
-        output.mkdir(parents=True, exist_ok=True)
+        make_folders(output)
     except OSError as error:
         raise RunFolderError(f"--output {output}: cannot create it ({error.strerror or error})") from None
     return output

@@ -185,8 +185,11 @@ def test_max_side_caps_large_images_and_scales_their_points(tmp_path, private_da
 def test_folder_options_are_refused_for_embedded_datasets():
     from cdomain.data.crowd_formats import CrowdOptions
 
-    with pytest.raises(DataError, match="crowd-tiny: --density, --max-side apply to crowd dataset folders"):
+    with pytest.raises(DataError, match="^crowd-tiny: --density and --max-side apply to crowd dataset folders, "
+                                        "not embedded datasets$"):
         open_dataset("crowd-tiny", "counting", crowd=CrowdOptions(density="fixed", max_side=100))
-    with pytest.raises(DataError, match="textures-tiny: --format apply"):
+    with pytest.raises(DataError, match="^textures-tiny: --format applies to crowd dataset folders"):
         open_dataset("textures-tiny", "classification", format="points")
+    with pytest.raises(DataError, match="^crowd-tiny: --format, --val-fraction and --sigma apply to crowd"):
+        open_dataset("crowd-tiny", "counting", format="points", crowd=CrowdOptions(val_fraction=0.2, sigma=4.0))
     assert open_dataset("crowd-tiny", "counting", crowd=CrowdOptions()).embedded

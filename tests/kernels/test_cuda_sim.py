@@ -79,6 +79,27 @@ def test_hflip_crop_requantize(cuda, rng):
     )
 
 
+def test_block_kernels_share_one_thread_to_coefficient_mapping(cuda):
+    from cdomain.kernels import cuda as cuda_kernels
+    from cdomain.kernels import rescale_cuda
+
+    mapping = cuda_kernels._block_coefficient
+
+    @cuda.jit
+    def probe(height, width, out):  # one thread visits every index
+        for idx in range(out.shape[0]):
+            b, i, j, u, v = mapping(idx, height, width)
+            out[idx, 0], out[idx, 1], out[idx, 2], out[idx, 3], out[idx, 4] = b, i, j, u, v
+
+    shape = (2, 3, 5, 8, 8)  # odd block counts: height and width cannot be swapped unnoticed
+    out = cuda.to_device(np.full((int(np.prod(shape)), 5), -1, np.int64))
+    probe[1, 1](shape[1], shape[2], out)
+    # golden: NumPy's C-order unravelling of every flat index
+    expected = np.stack(np.unravel_index(np.arange(np.prod(shape)), shape), axis=1)
+    np.testing.assert_array_equal(host(out), expected)
+    assert rescale_cuda._block_coefficient is mapping and rescale_cuda._launch is cuda_kernels._launch
+
+
 def test_dct(cuda, rng):
     values = rng.normal(0, 100, size=(2, 8, 8)).astype(np.float32)
     np.testing.assert_allclose(host(kernels.idct_8x8(cuda.to_device(values))), kernels.idct_8x8(values), atol=1e-4)

@@ -317,4 +317,61 @@ def test_a_run_that_fails_early_leaves_no_empty_default_folder(tmp_path, monkeyp
     monkeypatch.chdir(tmp_path)
     assert main(["--input", "latent", "--data", "textures-tiny"]) == 2
     assert "--codec" in capsys.readouterr().err
-    assert not (tmp_path / "runs").exists() or not any((tmp_path / "runs").iterdir())
+    assert list(tmp_path.iterdir()) == []  # neither the run folder nor the runs/ made for it
+
+
+def test_a_failed_run_takes_back_only_the_empty_folders_it_created(tmp_path, monkeypatch, capsys):
+    monkeypatch.chdir(tmp_path)
+    missing = str(tmp_path / "no-such-data")
+    # an explicit --output with missing parents: all of them are taken back
+    assert main([*TINY, "--data", missing, "--output", str(tmp_path / "a" / "b" / "run")]) == 2
+    assert "no-such-data" in capsys.readouterr().err
+    assert list(tmp_path.iterdir()) == []
+    # folders that were there before stay, empty or not; so does what is in them
+    (tmp_path / "a").mkdir()
+    assert main([*TINY, "--data", missing, "--output", str(tmp_path / "a" / "b" / "run")]) == 2
+    assert list(tmp_path.iterdir()) == [tmp_path / "a"] and list((tmp_path / "a").iterdir()) == []
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    assert main([*TINY, "--data", missing, "--output", str(empty)]) == 2
+    assert empty.is_dir()
+    (tmp_path / "runs").mkdir()
+    assert main([*TINY, "--data", missing]) == 2
+    assert (tmp_path / "runs").is_dir() and list((tmp_path / "runs").iterdir()) == []
+    (tmp_path / "runs" / "notes.txt").write_text("mine")
+    assert main([*TINY, "--data", missing]) == 2
+    assert [path.name for path in (tmp_path / "runs").iterdir()] == ["notes.txt"]
+    capsys.readouterr()
+
+
+def test_a_failed_sweep_leaves_no_empty_folder_it_created(tmp_path, monkeypatch, finished_run, capsys):
+    data = tmp_path / "data"
+    textures = copy_embedded(data)
+    broken = next((data / "val" / textures.classes[0]).glob("*.jpg"))
+    broken.write_bytes(broken.read_bytes()[:200])  # refused only once the sweep reads it
+    monkeypatch.chdir(tmp_path)
+    checkpoint = str(finished_run / "model.safetensors")
+    assert eval_main([checkpoint, "--data", str(data), "--qualities", "50", "--crop", "32"]) == 2
+    assert broken.name in capsys.readouterr().err
+    assert sorted(path.name for path in tmp_path.iterdir()) == ["data"]  # no runs/eval-<time>, no runs/
+    assert eval_main([checkpoint, "--data", str(data), "--qualities", "50", "--crop", "32",
+                      "--output", str(tmp_path / "sweeps" / "q50")]) == 2
+    assert sorted(path.name for path in tmp_path.iterdir()) == ["data"]
+
+
+def test_tidy_on_failure_removes_only_created_folders_left_empty(tmp_path):
+    from cdomain.atomic import make_folders, tidy_on_failure
+
+    (tmp_path / "before").mkdir()
+    with pytest.raises(RuntimeError), tidy_on_failure() as created:
+        make_folders(tmp_path / "before" / "a" / "b" / "c")
+        make_folders(tmp_path / "before" / "a" / "d")
+        (tmp_path / "before" / "a" / "b" / "kept.txt").write_text("written meanwhile")
+        raise RuntimeError("fail")
+    assert created == [tmp_path / "before" / p for p in ("a", "a/b", "a/b/c", "a/d")]
+    # c and d were empty; b holds a file, so it and a stay; "before" was never this block's
+    assert sorted(str(p.relative_to(tmp_path)) for p in tmp_path.rglob("*")) == [
+        "before", "before/a", "before/a/b", "before/a/b/kept.txt"]
+    with tidy_on_failure():  # success: everything it made stays, empty or not
+        make_folders(tmp_path / "new" / "empty")
+    assert (tmp_path / "new" / "empty").is_dir()
