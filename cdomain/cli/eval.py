@@ -135,6 +135,8 @@ def run_sweep(args: argparse.Namespace) -> dict:
     from cdomain.train.device import resolve_device
     from cdomain.jpeg.transcode import default_cache_dir as transcode_dir
 
+    if args.correct is not None and args.codec != "jpeg":
+        raise ConfigError("--correct", f"corrects JPEG artifacts; it does not apply to --codec {args.codec}")
     if args.codec == "h264":
         from cdomain.evaluate.h264 import run_h264_sweep
 

@@ -90,3 +90,16 @@ def test_corrected_sweep_scores_a_fine_checkpoint_on_the_coarse_classes(trained,
     assert [row["quality"] for row in rows] == ["", "50"]
     for row in rows:  # a right fine prediction is a right coarse one
         assert row["coarse_accuracy"] != "" and float(row["value"]) <= float(row["coarse_accuracy"]) <= 100
+
+
+@pytest.mark.parametrize("codec", ["h264", "latent"])
+def test_correct_is_refused_for_other_codecs(trained, codec, tmp_path, capsys):
+    """--correct corrects JPEG artifacts: with --codec h264 or latent it is refused in one line,
+    before any work and without writing anything."""
+    output = tmp_path / "sweep"
+    code = evaluate_main([str(trained["model"]), "--codec", codec, "--correct", str(trained["corrector"]),
+                          "--output", str(output)])
+    err = capsys.readouterr().err.strip().splitlines()
+    assert code != 0 and len(err) == 1
+    assert "--correct" in err[0] and f"--codec {codec}" in err[0]
+    assert not output.exists()
