@@ -2,8 +2,8 @@
 
 Per-sample work is cut to what must happen per file. A worker decodes the entropy-coded
 coefficients, then :func:`pack_sample` cuts the block-aligned crop, flips it and keeps the
-``fbs`` lowest zigzag frequencies, as int16 (one :func:`cdomain.kernels.pack_region` per
-component). :func:`collate_packed` stacks a batch into a :class:`CoefficientBatch` (int16
+``fbs`` lowest zigzag frequencies, as int16 planes in the network's channel order (one kernel
+call per file for all three components; :func:`cdomain.kernels.pack_region` is the same for one). :func:`collate_packed` stacks a batch into a :class:`CoefficientBatch` (int16
 coefficients, quantization tables, requantization targets, the chroma factor), which the
 DataLoader pins when the model is on a GPU. On the model's device :class:`BatchChannels` does
 dequantization, requantization (jpeg-aug), frequency band selection, layout, chroma repeat and
