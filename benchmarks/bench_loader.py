@@ -87,11 +87,11 @@ class DecodeOnly(SampleDataset):
 
 
 class PillowPipeline(SampleDataset):
-    """torchvision's ImageNet training transform: RandomResizedCrop(224), RandomHorizontalFlip,
+    """torchvision's ImageNet training transform: RandomResizedCrop(crop), RandomHorizontalFlip,
     ToTensor, Normalize; decoded by Pillow or simplejpeg."""
 
-    def __init__(self, samples, decoder: str, seed: int = 0) -> None:
-        self.samples, self.decoder, self.seed = samples, decoder, seed
+    def __init__(self, samples, decoder: str, seed: int = 0, crop: int = CROP) -> None:
+        self.samples, self.decoder, self.seed, self.crop = samples, decoder, seed, crop
         self.mean = torch.from_numpy(MEAN)[:, None, None]
         self.std = torch.from_numpy(STD)[:, None, None]
         try:
@@ -100,7 +100,7 @@ class PillowPipeline(SampleDataset):
             self.torchvision = None
         else:
             self.torchvision = transforms.Compose([
-                transforms.RandomResizedCrop(CROP), transforms.RandomHorizontalFlip(), transforms.ToTensor(),
+                transforms.RandomResizedCrop(crop), transforms.RandomHorizontalFlip(), transforms.ToTensor(),
                 transforms.Normalize(MEAN.tolist(), STD.tolist()),
             ])
 
@@ -120,7 +120,7 @@ class PillowPipeline(SampleDataset):
             return self.torchvision(image), label
         rng = SampleRandom(self.seed, self.epoch, index)
         box = random_resized_box(image.width, image.height, rng)
-        image = image.resize((CROP, CROP), Image.BILINEAR, box=box)
+        image = image.resize((self.crop, self.crop), Image.BILINEAR, box=box)
         if rng.random() < 0.5:
             image = image.transpose(Image.FLIP_LEFT_RIGHT)
         tensor = torch.from_numpy(np.array(image)).permute(2, 0, 1).float().div_(255.0)

@@ -16,6 +16,11 @@ report (``--json``, default ``gpu_check.json``):
    (``bench_loader.PillowPipeline``), same workers, same generated photo-like images.
 
     python benchmarks/gpu_check.py [--images 256] [--steps 20] [--workers N] [--json out.json]
+
+``--dry-run`` runs the same three parts on the CPU (kernels against the reference, the batch
+path against the per-sample path, both training arms), with ``--batch`` and ``--crop`` to make
+it small: a test of this script's own plumbing where no GPU is lent, so that its first run on
+hardware is not its first run. Its timings say nothing about a GPU.
 """
 
 from __future__ import annotations
@@ -40,10 +45,15 @@ def gpu_available() -> bool:
     return torch.cuda.is_available()
 
 
+#: Where the checks run: "cuda", or "cpu" for ``--dry-run``.
+DEVICE = "cuda"
+
+
 def _sync() -> None:
     import torch
 
-    torch.cuda.synchronize()
+    if DEVICE == "cuda":
+        torch.cuda.synchronize()
 
 
 def check_kernels(batch: int = 64) -> dict[str, Any]:
@@ -56,7 +66,7 @@ def check_kernels(batch: int = 64) -> dict[str, Any]:
     from cdomain.kernels import reference
 
     rng = np.random.default_rng(0)
-    cuda = torch.device("cuda")
+    cuda = torch.device(DEVICE)
     n = 16
     luma = np.clip(rng.laplace(0, 30, (batch, 28, 28, 8, 8)), -1024, 1023).astype(np.int16)
     chroma = np.clip(rng.laplace(0, 20, (batch, 2, 14, 14, 8, 8)), -1024, 1023).astype(np.int16)
@@ -118,7 +128,7 @@ def check_kernels(batch: int = 64) -> dict[str, Any]:
     return results
 
 
-def check_loader(root: Path, workers: int, rounds: int) -> dict[str, Any]:
+def check_loader(root: Path, workers: int, rounds: int, batch_size: int = 64, crop: int = 224) -> dict[str, Any]:
     """Batch path on the GPU vs the per-sample path moved to the GPU: equality and images/s."""
     import numpy as np
     import torch
@@ -131,18 +141,18 @@ def check_loader(root: Path, workers: int, rounds: int) -> dict[str, Any]:
     samples = image_folder(root)
     fbs = 16
     stats = ChannelStats(np.zeros(3 * fbs), np.full(3 * fbs, 16.0))
-    options = dict(batch_size=64, fbs=fbs, crop=224, augment=True, seed=0, workers=workers, stats=stats)
+    options = dict(batch_size=batch_size, fbs=fbs, crop=crop, augment=True, seed=0, workers=workers, stats=stats)
     per_sample = DCTLoader(samples, **options)
-    batched = DCTLoader(samples, device="cuda", **options)
+    batched = DCTLoader(samples, device=DEVICE, **options)
     equal = True
     for (a, _), (b, _) in zip(per_sample, batched, strict=True):
-        equal &= bool(torch.equal(a.to("cuda"), b))
+        equal &= bool(torch.equal(a.to(DEVICE), b))
     batch, _ = next(iter(batched.packed_batches()))
     bytes_int16, bytes_float = batch.nbytes, float_batch_bytes(batch, fbs, "merged")
 
     def per_sample_epoch():
         for x, _ in per_sample:
-            x.to("cuda", non_blocking=True)
+            x.to(DEVICE, non_blocking=True)
         _sync()
 
     def batched_epoch():
@@ -167,7 +177,7 @@ def check_loader(root: Path, workers: int, rounds: int) -> dict[str, Any]:
     return result
 
 
-def check_training(root: Path, workers: int, steps: int) -> dict[str, Any]:
+def check_training(root: Path, workers: int, steps: int, batch_size: int = 64, crop: int = 224) -> dict[str, Any]:
     """Training images/s: resnet50_fbs (fbs 16, batch path) vs resnet50 (Pillow pipeline)."""
     import numpy as np
     import torch
@@ -179,17 +189,17 @@ def check_training(root: Path, workers: int, steps: int) -> dict[str, Any]:
     from cdomain.models import create_model
 
     samples = image_folder(root)
-    cuda = torch.device("cuda")
+    cuda = torch.device(DEVICE)
     arms = {
         "resnet50_fbs16_batch_path": (
             create_model("resnet50_fbs", fbs=16, num_classes=len(samples.classes)),
-            lambda: DCTLoader(samples, batch_size=64, fbs=16, crop=224, augment=True, workers=workers, device="cuda",
+            lambda: DCTLoader(samples, batch_size=batch_size, fbs=16, crop=crop, augment=True, workers=workers, device=DEVICE,
                               stats=ChannelStats(np.zeros(48), np.full(48, 16.0)), drop_last=True),
         ),
         "resnet50_rgb_pillow": (
             create_model("resnet50", num_classes=len(samples.classes)),
-            lambda: _pinned(EpochLoader(PillowPipeline(samples, "pillow"), batch_size=64, shuffle=True, workers=workers,
-                                        drop_last=True)),
+            lambda: _pinned(EpochLoader(PillowPipeline(samples, "pillow", crop=crop), batch_size=batch_size, shuffle=True,
+                                        workers=workers, drop_last=True)),
         ),
     }
     results = {}
@@ -217,7 +227,8 @@ def check_training(root: Path, workers: int, steps: int) -> dict[str, Any]:
         results[name] = {"images_per_s": rate, "steps": steps}
         print(f"  {name:<28} {rate:8.1f} images/s")
         del model, optimiser, loader
-        torch.cuda.empty_cache()
+        if DEVICE == "cuda":
+            torch.cuda.empty_cache()
     fbs, rgb = (results[k]["images_per_s"] for k in arms)
     results["ratio"] = fbs / rgb
     print(f"  resnet50_fbs (batch path) / resnet50 RGB (Pillow): {fbs / rgb:.2f}x")
@@ -225,7 +236,7 @@ def check_training(root: Path, workers: int, steps: int) -> dict[str, Any]:
 
 
 def _pinned(loader):
-    loader.pin_memory = True
+    loader.pin_memory = DEVICE == "cuda"
     return loader
 
 
@@ -236,8 +247,14 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--rounds", type=int, default=3, help="interleaved loader epochs per path")
     parser.add_argument("--workers", type=int, default=min(8, os.cpu_count() or 1))
     parser.add_argument("--json", type=Path, default=Path("gpu_check.json"))
+    parser.add_argument("--batch", type=int, default=64, help="batch size of every part (default 64)")
+    parser.add_argument("--crop", type=int, default=224, help="crop of the loader and training parts (default 224)")
+    parser.add_argument("--dry-run", action="store_true",
+                        help="run every part on the CPU: checks this script, measures nothing about a GPU")
     args = parser.parse_args(argv)
-    if not gpu_available():
+    global DEVICE
+    DEVICE = "cpu" if args.dry_run else "cuda"
+    if not args.dry_run and not gpu_available():
         print(NO_GPU_MESSAGE, file=sys.stderr)
         return NO_GPU_STATUS
     import torch
@@ -246,17 +263,17 @@ def main(argv: list[str] | None = None) -> int:
     from bench_loader import make_folder
 
     begin = time.perf_counter()
-    report: dict[str, Any] = {"device": torch.cuda.get_device_name(), "torch": torch.__version__,
-                              "load_before": os.getloadavg()}
+    device = "cpu (dry run)" if args.dry_run else torch.cuda.get_device_name()
+    report: dict[str, Any] = {"device": device, "torch": torch.__version__, "load_before": os.getloadavg()}
     print(f"GPU: {report['device']}; load {report['load_before']}")
-    print("1. kernels vs reference, batch 64 x 224x224")
-    report["kernels"] = check_kernels()
+    print(f"1. kernels vs reference, batch {args.batch} x 224x224")
+    report["kernels"] = check_kernels(args.batch)
     with tempfile.TemporaryDirectory(prefix="gpu_check_") as tmp:
         root = make_folder(Path(tmp) / "imagenet-like", args.images)
         print(f"2. loader: batch path vs per-sample ({args.images} images, workers {args.workers})")
-        report["loader"] = check_loader(root, args.workers, args.rounds)
-        print(f"3. training images/s ({args.steps} steps, batch 64)")
-        report["training"] = check_training(root, args.workers, args.steps)
+        report["loader"] = check_loader(root, args.workers, args.rounds, args.batch, args.crop)
+        print(f"3. training images/s ({args.steps} steps, batch {args.batch})")
+        report["training"] = check_training(root, args.workers, args.steps, args.batch, args.crop)
     report["load_after"] = os.getloadavg()
     report["seconds"] = time.perf_counter() - begin
     report["ok"] = all(v["ok"] for v in report["kernels"].values()) and report["loader"]["equal"]
