@@ -8,6 +8,7 @@ averaged by DistributedDataParallel, metrics are summed over ranks, and only ran
 
 from __future__ import annotations
 
+import gc
 import os
 from dataclasses import dataclass
 
@@ -72,7 +73,11 @@ def barrier() -> None:
 def cleanup() -> None:
     """Leave the process group together: every rank waits for the others (rank 0 may still be
     writing the summary) before it is torn down. A rank that destroyed its gloo group while a peer
-    still used it could abort at exit ("terminate called without an active exception")."""
+    still used it could abort at exit ("terminate called without an active exception"); so could
+    a group whose last reference (a DistributedDataParallel reducer caught in a reference cycle)
+    lived on into interpreter shutdown, when gloo's threads can no longer finish cleanly: the
+    caller drops its wrapper and the cycles are collected first, so the group ends here."""
     if dist.is_available() and dist.is_initialized():
+        gc.collect()
         dist.barrier()
         dist.destroy_process_group()

@@ -203,6 +203,7 @@ class TrainingRun:
             self._run_phase(index, phase, trained, state, training)
         replicas = distributed.replicas_identical(model) if self.dist.enabled else None
         summary = self._summary(time.perf_counter() - start, replicas)
+        del trained  # DDP's reducer holds the process group: let go of it before the group is torn down
         distributed.cleanup()
         return summary
 
