@@ -14,6 +14,7 @@ otherwise. The result equals the per-sample path's tensors exactly.
 
 from __future__ import annotations
 
+import sys
 from dataclasses import dataclass, fields
 from typing import Any, Sequence
 
@@ -153,6 +154,15 @@ class BatchChannels:
     def __init__(self, fbs: int, layout: str, stats: ChannelStats | None, device: Any) -> None:
         self.fbs, self.layout, self.stats = fbs, layout, stats
         self.device = torch.device(device)
+        # On the CPU every fresh output is new memory the kernel must fault in page by page
+        # (megabytes per batch); outputs nobody holds any more are written again instead. On a
+        # GPU torch's caching allocator already reuses memory.
+        self.outputs = RecycledOutputs() if self.device.type == "cpu" else None
+
+    def _empty(self, *shapes: tuple[int, ...]) -> tuple[torch.Tensor, ...]:
+        if self.outputs is not None:
+            return self.outputs.take(shapes)
+        return tuple(torch.empty(shape, dtype=torch.float32, device=self.device) for shape in shapes)
 
     def __call__(self, batch: CoefficientBatch) -> torch.Tensor | tuple[torch.Tensor, torch.Tensor]:
         n = self.fbs
@@ -165,11 +175,57 @@ class BatchChannels:
         upsample = batch.upsample if self.layout == "merged" else (1, 1)  # split keeps chroma at its own grid
         options = dict(targets=batch.targets, upsample=upsample, mean=mean, std=std)
         if self.layout == "merged":
-            out = torch.empty((size, 3 * n, rows, cols), dtype=torch.float32, device=self.device)
+            (out,) = self._empty((size, 3 * n, rows, cols))
             kernels.dequantize_batch(batch.luma, batch.chroma, batch.tables, out_luma=out[:, :n],
                                      out_chroma=out[:, n:], **options)
             return out
-        return kernels.dequantize_batch(batch.luma, batch.chroma, batch.tables, **options)
+        luma, chroma = self._empty((size, n, rows, cols), (size, 2 * n, rows // 2, cols // 2))
+        kernels.dequantize_batch(batch.luma, batch.chroma, batch.tables, out_luma=luma, out_chroma=chroma, **options)
+        return luma, chroma
+
+
+class RecycledOutputs:
+    """float32 CPU tensors for batch outputs, handed out again once nothing outside holds them.
+
+    A batch output is reused only when no Python reference to it and no view, NumPy array or
+    autograd record of its memory remains outside this pool (counted through torch's reference
+    counts), so a caller never sees a tensor it still holds change: a training loop that keeps
+    the previous batch until the next one arrives simply gets one of the other ``size``
+    buffers. Where torch cannot count (``use_counts`` False), every output is new.
+    """
+
+    def __init__(self, size: int = 3) -> None:
+        self.size = size
+        self.entries: list[tuple[torch.Tensor, ...]] = []
+        self.use_counts = hasattr(torch._C, "_storage_Use_Count")
+        probe = (torch.empty(1),)  # the reference counts of an output held by this pool alone
+        self.entries.append(probe)
+        self.baseline = self._counts(probe)[0] if self.use_counts else None
+        self.entries.clear()
+
+    @staticmethod
+    def _counts(entry: tuple[torch.Tensor, ...]) -> list[tuple[int, int]]:
+        """Per tensor: Python references to it, and C++ uses of its memory (views, NumPy
+        arrays, autograd records all count)."""
+        return [(sys.getrefcount(tensor), torch._C._storage_Use_Count(tensor.untyped_storage()._cdata))
+                for tensor in entry]
+
+    def _free(self, entry: tuple[torch.Tensor, ...]) -> bool:
+        return all(counts == self.baseline for counts in self._counts(entry))
+
+    def take(self, shapes: tuple[tuple[int, ...], ...]) -> tuple[torch.Tensor, ...]:
+        """Tensors of ``shapes``: a free earlier output of the same shapes, or new ones."""
+        if not self.use_counts:
+            return tuple(torch.empty(shape) for shape in shapes)
+        for entry in self.entries:
+            if tuple(tuple(t.shape) for t in entry) == shapes and self._free(entry):
+                return entry
+        entry = tuple(torch.empty(shape) for shape in shapes)
+        if len(self.entries) >= self.size:
+            free = [old for old in self.entries if self._free(old)]
+            self.entries.remove(free[0] if free else self.entries[0])
+        self.entries.append(entry)
+        return entry
 
 
 def float_batch_bytes(batch: CoefficientBatch, fbs: int, layout: str) -> int:

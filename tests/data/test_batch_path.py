@@ -134,3 +134,33 @@ def test_device_argument_is_checked(mixed_files):
     if not torch.cuda.is_available():
         with pytest.raises(ValueError, match="no CUDA device"):
             DCTLoader(mixed_files, device="cuda")
+
+
+def test_batches_kept_by_the_caller_never_change(mixed_files):
+    """Output memory is recycled only once nothing holds it: every batch of two epochs, all kept
+    (and one of them only through a view, one only through NumPy), still equals the per-sample
+    path's batch at the end."""
+    options = dict(batch_size=2, fbs=8, crop=(32, 32), augment=True, seed=3, stats=ChannelStats(np.zeros(24), np.ones(24)))
+    per_sample, batched = _pair(mixed_files, **options)
+    expected = [x.clone() for _ in range(2) for x, _ in per_sample]
+    kept = []
+    for _ in range(2):
+        for index, (x, _) in enumerate(batched):
+            kept.append(x[:, :] if index == 1 else x.numpy() if index == 2 else x)
+    assert len(kept) == len(expected)
+    for got, want in zip(kept, expected):
+        assert torch.equal(torch.as_tensor(got), want)
+
+
+def test_batches_dropped_by_the_caller_are_recycled(mixed_files):
+    """A loop that drops each batch before the next one reuses a few output buffers, not new
+    memory per batch, and the values stay those of the per-sample path."""
+    options = dict(batch_size=2, fbs=8, crop=(32, 32), augment=True, seed=4)
+    per_sample, batched = _pair(mixed_files, **options)
+    expected = [x.clone() for x, _ in per_sample]
+    addresses = []
+    for (x, _), want in zip(batched, expected, strict=True):
+        assert torch.equal(x, want)
+        addresses.append(x.data_ptr())
+        del x
+    assert len(set(addresses)) <= 3 < len(addresses)
