@@ -31,7 +31,7 @@ CPU scale on the embedded ``textures-256`` set (10 classes, 400 train / 200 val 
 Each arm is a run folder (``OUTPUT/q<Q>/frozen``, ``OUTPUT/q<Q>/joint``, the latter with the
 tuned ``codec.safetensors``), replaced when the script is run again.
 
-    python benchmarks/joint_vs_frozen.py [--quick] [--qualities 1 4] [--model cresnet39] [--epochs 5]
+    python benchmarks/joint_vs_frozen.py [--quick] [--qualities 1 4] [--model cresnet39] [--epochs 3]
 
 The defaults below were chosen before the run the README reports and not tuned to its outcome.
 They are sized to finish in about an hour on 2 shared CPU cores:
@@ -39,11 +39,13 @@ They are sized to finish in about an hour on 2 shared CPU cores:
 - the task network is ``cresnet_small`` (width 32; about 0.13 GMACs on a 28x28 crop, 25 times
   fewer than cResNet-39's 3.30), because cResNet-39 trained at 0.1-0.5 image/s there, which put
   the four arms at many hours; ``--model cresnet39`` runs the published network;
-- 5 epochs of batch 16 (125 steps) for both arms: the joint arm runs the codec's analysis side
-  forward and backward on every 256 px image (about 0.3 s an image on 2 cores, most of the
-  joint arm's time), while the frozen arm reads cached latents;
-- the codecs train for 2000 steps of 8 crops of 64 px (about 4 minutes each): small crops make
-  steps cheap (a step on 64 px crops costs a quarter of one on 128 px crops), and 150 such steps
+- 3 epochs of batch 16 (75 steps) for both arms: the joint arm runs the codec's analysis side
+  forward and backward on every 256 px image (0.3 s an image on 2 idle cores, about three times
+  that on the shared ones; most of the joint arm's time), while the frozen arm reads cached
+  latents;
+- the codecs train for 2000 steps of 8 crops of 64 px (4 minutes each on 2 idle cores, 13.5 on
+  the shared ones): small crops make steps cheap (a step on 64 px crops costs a quarter of one on
+  128 px crops), and 150 such steps
   already reconstructed better (PSNR 14.3 dB) than 300 steps on 128 px crops (13.7 dB), whose
   latents gave a probe on their per-channel statistics of 15.5% only;
 - the probe reads the scales ``sigma_hat`` beside ``y_hat``: the hyperprior's scales describe how
@@ -79,7 +81,7 @@ def setup_args() -> argparse.ArgumentParser:
     parser.add_argument("--codec-crop", type=int, default=64, help="square codec training crops (pixels)")
     parser.add_argument("--model", default="cresnet_small",
                         help="task network of both arms (published: cresnet39, about 25 times the compute)")
-    parser.add_argument("--epochs", type=int, default=5)
+    parser.add_argument("--epochs", type=int, default=3)
     parser.add_argument("--batch-size", type=int, default=16)
     parser.add_argument("--lr", type=float, default=1e-3, help="AdamW learning rate of the network (both arms)")
     parser.add_argument("--lambda-rate", type=float, default=1.0, help="joint: weight of bpp beside the cross-entropy")
