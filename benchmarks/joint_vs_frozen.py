@@ -33,21 +33,22 @@ tuned ``codec.safetensors``), replaced when the script is run again.
 
     python benchmarks/joint_vs_frozen.py [--quick] [--qualities 1 4] [--model cresnet39] [--epochs 3]
 
-The defaults below were chosen before the run the README reports and not tuned to its outcome.
-They are sized to finish in about an hour on 2 shared CPU cores:
+The defaults below were chosen before any accuracy was measured and not tuned to the outcome
+(the epochs went from 5 to 3 for time, after the first codec had trained and before either arm
+had run). They are sized to finish in about an hour on 2 shared CPU cores:
 
 - the task network is ``cresnet_small`` (width 32; about 0.13 GMACs on a 28x28 crop, 25 times
-  fewer than cResNet-39's 3.30), because cResNet-39 trained at 0.1-0.5 image/s there, which put
+  fewer than cResNet-39's 3.3), because cResNet-39 trained at 0.1-0.5 image/s there, which put
   the four arms at many hours; ``--model cresnet39`` runs the published network;
 - 3 epochs of batch 16 (75 steps) for both arms: the joint arm runs the codec's analysis side
-  forward and backward on every 256 px image (0.3 s an image on 2 idle cores, about three times
-  that on the shared ones; most of the joint arm's time), while the frozen arm reads cached
-  latents;
-- the codecs train for 2000 steps of 8 crops of 64 px (4 minutes each on 2 idle cores, 13.5 on
-  the shared ones): small crops make steps cheap (a step on 64 px crops costs a quarter of one on
-  128 px crops), and 150 such steps
-  already reconstructed better (PSNR 14.3 dB) than 300 steps on 128 px crops (13.7 dB), whose
-  latents gave a probe on their per-channel statistics of 15.5% only;
+  forward and backward on every 256 px image (0.3 s an image on 2 cores, most of the joint
+  arm's time; 100-250 s an epoch with validation in the README's run), while the frozen arm
+  reads cached latents (about 4 s an epoch);
+- the codecs train for 2000 steps of 8 crops of 64 px (4 minutes each on 2 idle cores, 10-13.5
+  on the shared ones): small crops make steps cheap (a step on 64 px crops costs a quarter of
+  one on 128 px crops), and 150 such steps already reconstructed better (PSNR 14.3 dB) than 300
+  steps on 128 px crops (13.7 dB), whose latents gave a probe on their per-channel statistics of
+  15.5% only;
 - the probe reads the scales ``sigma_hat`` beside ``y_hat``: the hyperprior's scales describe how
   much each channel varies where, which is texture information, and the probe stays linear.
 """
