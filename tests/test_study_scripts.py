@@ -50,6 +50,22 @@ def test_joint_vs_frozen_quick_prints_probe_and_equal_bpp(tmp_path, capsys):
     assert "linear probe" in out and "frozen acc at the joint bpp" in out
 
 
+@pytest.mark.slow
+def test_joint_vs_frozen_reuses_and_continues_its_codecs(tmp_path, capsys):
+    """A rerun reuses the trained codec and its latent cache; more --codec-steps continue the
+    codec's training from its saved state, and the latents are encoded afresh for it."""
+    main = script("joint_vs_frozen").main
+    tiny = ["--data", "textures-256-tiny", "--qualities", "1", "--codec-batch", "2", "--probe-only",
+            "--threads", "1", "--output", str(tmp_path)]
+    first = main(tiny + ["--codec-steps", "2"])
+    assert 0 <= first[0][1]["probe"] <= 100
+    main(tiny + ["--codec-steps", "2"])
+    assert "reused (2 steps)" in capsys.readouterr().out
+    main(tiny + ["--codec-steps", "3"])  # a cache of the 2-step codec is replaced, not refused
+    out = capsys.readouterr().out
+    assert "continued from step 2, trained to 3 steps" in out and "linear probe" in out
+
+
 def test_equal_bpp_interpolation():
     at_bpp = script("joint_vs_frozen").at_bpp
     assert at_bpp([(0.1, 10.0), (0.4, 30.0)], 0.2) == pytest.approx(20.0)  # halfway in log2: 0.1 -> 0.2 -> 0.4
