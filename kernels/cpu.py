@@ -274,20 +274,20 @@ def pack_colour(y: np.ndarray, cb: np.ndarray, cr: np.ndarray, top: int, left: i
 
 @_jit
 def _batch_plane(coef, slot, component, k, n, source, target, requant, mean, std, normalize, fy, fx, out, b,
-                 channel):
+                 channel, values):
     """Channel ``channel`` of image ``b`` of ``out``: plane ``coef[b, slot, k]`` (``coef`` is
     ``[B, C, n, h, w]``, frequency ``k``) times table entry ``source[b, component, k]``, after
     requantizing to ``target[b, component, k]`` when ``requant`` (then dequantized with it),
     normalised with entry ``component * n + k`` of ``mean``/``std``, each value repeated
     ``fy x fx`` times.
 
-    As in ``_dequantize_plane``, each output row is written front to back and normalised in a
-    second pass over the row, and rows repeated for ``fy`` are copies: input and output rows are
-    contiguous (``out`` C-contiguous), so the compiler vectorises every loop but the
-    requantization's.
+    Each row of the plane is made in ``values`` (float32 scratch of at least ``w``): dequantized
+    in one loop, normalised in a second (both vectorised; a division inside the first would stay
+    scalar), then written to its ``fy`` output rows, each value ``fx`` times. Every value is
+    normalised once, before it is repeated, with the same float32 operations as the per-image
+    kernels, so the results are theirs bit for bit.
     """
     h, w = coef.shape[3], coef.shape[4]
-    width = w * fx
     tf = source[b, component, k]
     q = np.float32(tf)
     tt = np.float64(1.0)
@@ -298,48 +298,48 @@ def _batch_plane(coef, slot, component, k, n, source, target, requant, mean, std
     m = mean[component * n + k]
     s = std[component * n + k]
     for i in range(h):
-        values = coef[b, slot, k, i]
-        row = out[b, channel, i * fy]
-        for j in range(w):
-            value = values[j]
-            if requant:  # ``_requantize``'s float64 form of libjpeg's integer rounding
-                scaled = np.float64(value) * tf
+        plane_row = coef[b, slot, k, i]
+        if requant:  # ``_requantize``'s float64 form of libjpeg's integer rounding
+            for j in range(w):
+                scaled = np.float64(plane_row[j]) * tf
                 magnitude = min(np.floor((abs(scaled) + half) / tt), 32768.0)
                 signed = magnitude if scaled >= 0 else -magnitude
-                v = np.float32(np.int16(min(signed, 32767.0))) * q
-            else:
-                v = np.float32(value) * q
-            if fx == 1:
-                row[j] = v
-            elif fx == 2:
-                row[2 * j] = v
-                row[2 * j + 1] = v
-            else:
-                for dx in range(fx):
-                    row[j * fx + dx] = v
+                values[j] = np.float32(np.int16(min(signed, 32767.0))) * q
+        else:
+            for j in range(w):
+                values[j] = np.float32(plane_row[j]) * q
         if normalize:
-            for x in range(width):
-                row[x] = (row[x] - m) / s
-        for dy in range(1, fy):
-            copy = out[b, channel, i * fy + dy]
-            for x in range(width):
-                copy[x] = row[x]
+            for j in range(w):
+                values[j] = (values[j] - m) / s
+        for dy in range(fy):
+            row = out[b, channel, i * fy + dy]
+            if fx == 1:
+                for j in range(w):
+                    row[j] = values[j]
+            elif fx == 2:
+                for j in range(w):
+                    row[2 * j] = values[j]
+                    row[2 * j + 1] = values[j]
+            else:
+                for j in range(w):
+                    for dx in range(fx):
+                        row[j * fx + dx] = values[j]
 
 
 @_Threaded
 def _dequantize_batch(luma, chroma, source, target, requant, mean, std, normalize, fy, fx, out_luma, luma_first,
                       out_chroma, chroma_first):
     n = luma.shape[2]
-    for r in prange(luma.shape[0] * 3 * n):
-        b = r // (3 * n)
-        component = (r % (3 * n)) // n
-        k = r % n
-        if component == 0:
+    width = max(luma.shape[4], chroma.shape[4])
+    for b in prange(luma.shape[0]):
+        values = np.empty(width, np.float32)
+        for k in range(n):
             _batch_plane(luma, 0, 0, k, n, source, target, requant, mean, std, normalize, 1, 1, out_luma, b,
-                         luma_first + k)
-        else:
-            _batch_plane(chroma, component - 1, component, k, n, source, target, requant, mean, std, normalize, fy,
-                         fx, out_chroma, b, chroma_first + (component - 1) * n + k)
+                         luma_first + k, values)
+        for c in range(2):
+            for k in range(n):
+                _batch_plane(chroma, c, c + 1, k, n, source, target, requant, mean, std, normalize, fy, fx,
+                             out_chroma, b, chroma_first + c * n + k, values)
 
 
 def _channel_slices(out_luma: np.ndarray, out_chroma: np.ndarray) -> np.ndarray | None:
