@@ -255,12 +255,17 @@ class EpochLoader:
         key = (self.batch_size, self.drop_last, self.workers, self.rank, self.world_size, self.shuffle, self.seed,
                self.pin_memory)
         if self._loader is None or self._loader[0] != key:
+            self._loader = None  # the old workers go before the new ones start
+            self._prepare_workers()
             loader = DataLoader(self.dataset, batch_size=self.batch_size, sampler=EpochSampler(self),
                                 num_workers=self.workers, collate_fn=guarded_collate(self.dataset),
                                 drop_last=self.drop_last, persistent_workers=self.workers > 0,
                                 pin_memory=self.pin_memory)
             self._loader = (key, loader)
         return self._loader[1]
+
+    def _prepare_workers(self) -> None:
+        """Called before new worker processes start (they take the dataset as it is then)."""
 
     def __iter__(self) -> Iterator[tuple[Any, Any]]:
         try:
@@ -316,6 +321,7 @@ class JPEGDataset(SampleDataset):
         self.stats, self.small, self.skip_bad, self.backend = stats, small, skip_bad, backend
         self.epoch = 0
         self.packed = False  # the batch path: workers hand over packed int16 coefficients
+        self.slots = None  # shared-memory slots for packed batches (cdomain.data.batch_slots)
 
     def load(self, index: int):
         inputs, region = self.load_packed(index) if self.packed else self.load_region(index)
@@ -326,7 +332,10 @@ class JPEGDataset(SampleDataset):
         if self.packed:
             from cdomain.data.batch_path import collate_packed
 
-            return collate_packed([item for item, _ in items], self.layout), collate_targets([t for _, t in items])
+            batch = collate_packed([item for item, _ in items], self.layout)
+            if self.slots is not None:
+                batch = self.slots.put(batch)
+            return batch, collate_targets([t for _, t in items])
         return collate_arrays(items)
 
     def load_packed(self, index: int):
@@ -550,7 +559,26 @@ class JPEGLoader(EpochLoader):
         :class:`~cdomain.data.batch_path.CoefficientBatch` (only with ``device=``)."""
         if not self.dataset.packed:
             raise ValueError("packed_batches needs a loader made with device=")
-        yield from super().__iter__()
+        from cdomain.data.batch_slots import SlotTicket
+
+        for batch, targets in super().__iter__():
+            if isinstance(batch, SlotTicket):  # copied out: the slot goes back to its worker
+                slots, ticket = self.dataset.slots, batch
+                batch = slots.take(ticket)
+                batch = type(batch)(**{**batch.__dict__, **{k: v.clone() for k, v in batch._tensors().items()}})
+                slots.release(ticket)
+            yield batch, targets
+
+    def _prepare_workers(self) -> None:
+        """Give the batch path's workers shared-memory slots for their batches when the model is
+        on the CPU and every batch has one size (``crop``); see :mod:`cdomain.data.batch_slots`."""
+        dataset = self.dataset
+        dataset.slots = None
+        if dataset.packed and self.device.type == "cpu" and self.workers > 0 and dataset.crop is not None:
+            from cdomain.data.batch_slots import BatchSlots, slot_bytes
+
+            rows, cols = dataset.crop[0] // 8, dataset.crop[1] // 8
+            dataset.slots = BatchSlots.create(self.workers, slot_bytes(self.batch_size, dataset.fbs, rows, cols))
 
     def __iter__(self) -> Iterator[tuple[Any, Any]]:
         if not self.dataset.packed:
@@ -558,9 +586,17 @@ class JPEGLoader(EpochLoader):
             return
         from cdomain.data.batch_path import BatchChannels
 
+        from cdomain.data.batch_slots import SlotTicket
+
         channels = BatchChannels(self.dataset.fbs, self.dataset.layout, self.dataset.stats, self.device)
         for batch, targets in super().__iter__():
-            yield channels(batch), targets
+            if isinstance(batch, SlotTicket):  # read in place, then the slot goes back to its worker
+                slots, ticket = self.dataset.slots, batch
+                inputs = channels(slots.take(ticket))
+                slots.release(ticket)
+                yield inputs, targets
+            else:
+                yield channels(batch), targets
 
     @property
     def stats(self) -> ChannelStats | None:
