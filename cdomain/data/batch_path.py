@@ -3,7 +3,8 @@
 Per-sample work is cut to what must happen per file. A worker decodes the entropy-coded
 coefficients, then :func:`pack_sample` cuts the block-aligned crop, flips it and keeps the
 ``fbs`` lowest zigzag frequencies, as int16 planes in the network's channel order (one kernel
-call per file for all three components; :func:`cdomain.kernels.pack_region` is the same for one). :func:`collate_packed` stacks a batch into a :class:`CoefficientBatch` (int16
+call per file for all three components; :func:`cdomain.kernels.pack_region` is the same for
+one). :func:`collate_packed` stacks a batch into a :class:`CoefficientBatch` (int16
 coefficients, quantization tables, requantization targets, the chroma factor), which the
 DataLoader pins when the model is on a GPU. On the model's device :class:`BatchChannels` does
 dequantization, requantization (jpeg-aug), frequency band selection, layout, chroma repeat and
@@ -30,8 +31,9 @@ from cdomain.kernels import _host
 @dataclass(frozen=True)
 class PackedSample:
     """One sample as a worker hands it over: int16 luma ``[n, rows, cols]``, chroma
-    ``[2, n, rows / ry, cols / rx]`` (None for grayscale), one plane per kept frequency, with its ratio ``(ry, rx)``, the
-    uint16 tables ``[3, 8, 8]`` and the requantization targets (or None)."""
+    ``[2, n, rows / ry, cols / rx]`` (None for grayscale), one plane per kept frequency, with
+    its ratio ``(ry, rx)``, the uint16 tables ``[3, 8, 8]`` and the requantization targets (or
+    None)."""
 
     luma: np.ndarray
     chroma: np.ndarray | None
@@ -81,14 +83,20 @@ class CoefficientBatch:
     def _tensors(self) -> dict[str, Any]:
         return {f.name: getattr(self, f.name) for f in fields(self) if isinstance(getattr(self, f.name), torch.Tensor)}
 
+    def _map(self, change: Any) -> "CoefficientBatch":
+        """The same batch with ``change(tensor)`` in place of each tensor."""
+        return CoefficientBatch(**{**self.__dict__, **{name: change(t) for name, t in self._tensors().items()}})
+
     def pin_memory(self, device: Any = None) -> "CoefficientBatch":
         """A copy in page-locked memory (the DataLoader calls this when pinning)."""
-        pinned = {name: tensor.pin_memory() for name, tensor in self._tensors().items()}
-        return CoefficientBatch(**{**self.__dict__, **pinned})
+        return self._map(torch.Tensor.pin_memory)
 
     def to(self, device: Any, non_blocking: bool = True) -> "CoefficientBatch":
-        moved = {name: tensor.to(device, non_blocking=non_blocking) for name, tensor in self._tensors().items()}
-        return CoefficientBatch(**{**self.__dict__, **moved})
+        return self._map(lambda tensor: tensor.to(device, non_blocking=non_blocking))
+
+    def clone(self) -> "CoefficientBatch":
+        """A copy that owns its memory (of a batch read in place from a shared-memory slot)."""
+        return self._map(torch.Tensor.clone)
 
     @property
     def nbytes(self) -> int:
@@ -157,7 +165,7 @@ class BatchChannels:
         # On the CPU every fresh output is new memory the kernel must fault in page by page
         # (megabytes per batch); outputs nobody holds any more are written again instead. On a
         # GPU torch's caching allocator already reuses memory.
-        self.outputs = RecycledOutputs() if self.device.type == "cpu" else None
+        self.outputs = RecycledOutputs() if self.device.type == "cpu" and RecycledOutputs.available else None
 
     def _empty(self, *shapes: tuple[int, ...]) -> tuple[torch.Tensor, ...]:
         if self.outputs is not None:
@@ -191,16 +199,17 @@ class RecycledOutputs:
     autograd record of its memory remains outside this pool (counted through torch's reference
     counts), so a caller never sees a tensor it still holds change: a training loop that keeps
     the previous batch until the next one arrives simply gets one of the other ``size``
-    buffers. Where torch cannot count (``use_counts`` False), every output is new.
+    buffers. Only where torch can count (``available``).
     """
+
+    available = hasattr(torch._C, "_storage_Use_Count")
 
     def __init__(self, size: int = 3) -> None:
         self.size = size
         self.entries: list[tuple[torch.Tensor, ...]] = []
-        self.use_counts = hasattr(torch._C, "_storage_Use_Count")
         probe = (torch.empty(1),)  # the reference counts of an output held by this pool alone
         self.entries.append(probe)
-        self.baseline = self._counts(probe)[0] if self.use_counts else None
+        self.baseline = self._counts(probe)[0]
         self.entries.clear()
 
     @staticmethod
@@ -215,8 +224,6 @@ class RecycledOutputs:
 
     def take(self, shapes: tuple[tuple[int, ...], ...]) -> tuple[torch.Tensor, ...]:
         """Tensors of ``shapes``: a free earlier output of the same shapes, or new ones."""
-        if not self.use_counts:
-            return tuple(torch.empty(shape) for shape in shapes)
         for entry in self.entries:
             if tuple(tuple(t.shape) for t in entry) == shapes and self._free(entry):
                 return entry

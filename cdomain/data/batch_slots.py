@@ -18,8 +18,10 @@ is never filled by them.
 
 from __future__ import annotations
 
+import math
 import os
 from dataclasses import dataclass
+from typing import Callable, TypeVar
 
 import torch
 
@@ -30,6 +32,7 @@ from cdomain.data.batch_path import CoefficientBatch
 DEPTH = 4
 _ALIGN = 64
 _SHARED_FS = "/dev/shm"
+T = TypeVar("T")
 
 
 @dataclass(frozen=True)
@@ -74,9 +77,9 @@ class BatchSlots:
         info = torch.utils.data.get_worker_info()
         if info is None:
             return batch
-        layout, offset = [], 0
+        placed, offset = [], 0
         for name, tensor in batch._tensors().items():
-            layout.append((name, tensor.dtype, tuple(tensor.shape), offset))
+            placed.append((name, tensor, offset))
             offset += -(-tensor.numel() * tensor.element_size() // _ALIGN) * _ALIGN
         if offset > self.size:
             return batch
@@ -85,16 +88,14 @@ class BatchSlots:
         if not free:
             return batch
         slot = free[0]
-        for (name, dtype, shape, start), tensor in zip(layout, batch._tensors().values()):
-            self._view(slot, dtype, shape, start).copy_(tensor)
+        for name, tensor, start in placed:
+            self._view(slot, tensor.dtype, tuple(tensor.shape), start).copy_(tensor)
         self.busy[slot] = 1
-        return SlotTicket(slot, tuple(layout), batch.upsample)
+        layout = tuple((name, tensor.dtype, tuple(tensor.shape), start) for name, tensor, start in placed)
+        return SlotTicket(slot, layout, batch.upsample)
 
     def _view(self, slot: int, dtype: torch.dtype, shape: tuple[int, ...], start: int) -> torch.Tensor:
-        count = 1
-        for extent in shape:
-            count *= extent
-        nbytes = count * dtype.itemsize
+        nbytes = math.prod(shape) * dtype.itemsize
         return self.buffers[slot, start : start + nbytes].view(dtype).view(shape)
 
     def take(self, ticket: SlotTicket) -> CoefficientBatch:
@@ -106,3 +107,11 @@ class BatchSlots:
     def release(self, ticket: SlotTicket) -> None:
         """Give the slot back to its worker."""
         self.busy[ticket.slot] = 0
+
+    def read(self, ticket: SlotTicket, use: Callable[[CoefficientBatch], T]) -> T:
+        """``use(batch)`` on the batch in the ticket's slot, which then goes back to its worker
+        (also when ``use`` fails); ``use`` must not keep the batch's tensors."""
+        try:
+            return use(self.take(ticket))
+        finally:
+            self.release(ticket)

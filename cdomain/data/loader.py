@@ -559,14 +559,12 @@ class JPEGLoader(EpochLoader):
         :class:`~cdomain.data.batch_path.CoefficientBatch` (only with ``device=``)."""
         if not self.dataset.packed:
             raise ValueError("packed_batches needs a loader made with device=")
+        from cdomain.data.batch_path import CoefficientBatch
         from cdomain.data.batch_slots import SlotTicket
 
         for batch, targets in super().__iter__():
             if isinstance(batch, SlotTicket):  # copied out: the slot goes back to its worker
-                slots, ticket = self.dataset.slots, batch
-                batch = slots.take(ticket)
-                batch = type(batch)(**{**batch.__dict__, **{k: v.clone() for k, v in batch._tensors().items()}})
-                slots.release(ticket)
+                batch = self.dataset.slots.read(batch, CoefficientBatch.clone)
             yield batch, targets
 
     def _prepare_workers(self) -> None:
@@ -585,16 +583,12 @@ class JPEGLoader(EpochLoader):
             yield from super().__iter__()
             return
         from cdomain.data.batch_path import BatchChannels
-
         from cdomain.data.batch_slots import SlotTicket
 
         channels = BatchChannels(self.dataset.fbs, self.dataset.layout, self.dataset.stats, self.device)
         for batch, targets in super().__iter__():
             if isinstance(batch, SlotTicket):  # read in place, then the slot goes back to its worker
-                slots, ticket = self.dataset.slots, batch
-                inputs = channels(slots.take(ticket))
-                slots.release(ticket)
-                yield inputs, targets
+                yield self.dataset.slots.read(batch, channels), targets
             else:
                 yield channels(batch), targets
 
