@@ -33,10 +33,12 @@ import argparse
 import json
 import os
 import statistics
+import sys
 import time
 from pathlib import Path
 
 from cdomain.atomic import atomic_write
+from cdomain.cli.errors import positive_int, run_command
 from cdomain.train import TrainConfig, run
 from cdomain.train.config import DEFAULT_CURRICULUM
 from cdomain.train.modes import curriculum_prefix
@@ -66,8 +68,8 @@ def main(argv=None) -> dict:
     parser.add_argument("--output", type=Path, default=Path("runs/cpt-vs-npt"))
     parser.add_argument("--input", choices=("dct", "rgb"), default="dct")
     parser.add_argument("--data", default="crowd")
-    parser.add_argument("--q0-epochs", type=int, default=30)
-    parser.add_argument("--step-epochs", type=int, default=6)
+    parser.add_argument("--q0-epochs", type=positive_int, default=30)
+    parser.add_argument("--step-epochs", type=positive_int, default=6)
     parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
     parser.add_argument("--quick", action="store_true", help="crowd-tiny, 2 / 1 epochs")
     args = parser.parse_args(argv)
@@ -126,4 +128,4 @@ def main(argv=None) -> dict:
 
 
 if __name__ == "__main__":
-    main()
+    sys.exit(run_command("cpt_vs_npt.py", main))

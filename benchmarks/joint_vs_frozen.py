@@ -58,14 +58,15 @@ from __future__ import annotations
 import argparse
 import math
 import os
+import sys
 import time
 from pathlib import Path
 
 import torch
 
-from cdomain.latents.cache import LatentCache, write_latents
-
+from cdomain.cli.errors import positive_int, run_command
 from cdomain.data.embedded import embedded_dataset
+from cdomain.latents.cache import LatentCache, write_latents
 from cdomain.latents.codec_train import CodecTrainConfig, saved_step, train_codec
 from cdomain.latents.codecs import build_codec, load_codec
 from cdomain.train import TrainConfig, run
@@ -75,15 +76,15 @@ def setup_args() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0],
                                      formatter_class=argparse.ArgumentDefaultsHelpFormatter)
     parser.add_argument("--data", default="textures-256")
-    parser.add_argument("--qualities", type=int, nargs="+", default=[1, 4])
-    parser.add_argument("--codec-steps", type=int, default=2000)
-    parser.add_argument("--codec-batch", type=int, default=8)
+    parser.add_argument("--qualities", type=int, nargs="+", default=[1, 4], choices=range(1, 9), metavar="1..8")
+    parser.add_argument("--codec-steps", type=positive_int, default=2000)
+    parser.add_argument("--codec-batch", type=positive_int, default=8)
     parser.add_argument("--codec-lr", type=float, default=1e-3)
     parser.add_argument("--codec-crop", type=int, default=64, help="square codec training crops (pixels)")
     parser.add_argument("--model", default="cresnet_small",
                         help="task network of both arms (published: cresnet39, about 25 times the compute)")
-    parser.add_argument("--epochs", type=int, default=3)
-    parser.add_argument("--batch-size", type=int, default=16)
+    parser.add_argument("--epochs", type=positive_int, default=3)
+    parser.add_argument("--batch-size", type=positive_int, default=16)
     parser.add_argument("--lr", type=float, default=1e-3, help="AdamW learning rate of the network (both arms)")
     parser.add_argument("--lambda-rate", type=float, default=1.0, help="joint: weight of bpp beside the cross-entropy")
     parser.add_argument("--joint-codec-lr", type=float, default=1e-4)
@@ -250,4 +251,4 @@ def codec_classes(out: Path) -> tuple[str, ...]:
 
 
 if __name__ == "__main__":
-    main()
+    sys.exit(run_command("joint_vs_frozen.py", main))

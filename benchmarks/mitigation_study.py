@@ -31,11 +31,13 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import sys
 import time
 from pathlib import Path
 
 from cdomain.atomic import atomic_write
 from cdomain.checkpoint import load_checkpoint
+from cdomain.cli.errors import positive_int, run_command
 from cdomain.data.quality import reencoded_samples
 from cdomain.data.registry import open_dataset
 from cdomain.evaluate.sweep import evaluate_checkpoint, png_bytes, pyplot
@@ -55,13 +57,13 @@ def setup_args() -> argparse.ArgumentParser:
     parser.add_argument("--data", default=None, help="default: the task's embedded set")
     parser.add_argument("--input", default="dct", choices=("dct", "rgb"), help="what the task network reads")
     parser.add_argument("--qualities", default="10,20,30,40,50,60,70,80,90")
-    parser.add_argument("--epochs", type=int, default=15, help="epochs of the task network")
-    parser.add_argument("--ac-epochs", type=int, default=4, help="off-the-shelf corrector epochs")
-    parser.add_argument("--ttac-epochs", type=int, default=4, help="task-targeted tuning epochs")
-    parser.add_argument("--ft-epochs", type=int, default=4, help="supervised fine-tuning epochs")
+    parser.add_argument("--epochs", type=positive_int, default=15, help="epochs of the task network")
+    parser.add_argument("--ac-epochs", type=positive_int, default=4, help="off-the-shelf corrector epochs")
+    parser.add_argument("--ttac-epochs", type=positive_int, default=4, help="task-targeted tuning epochs")
+    parser.add_argument("--ft-epochs", type=positive_int, default=4, help="supervised fine-tuning epochs")
     parser.add_argument("--ttac-loss", default="auto", choices=("auto", "logits", "features"),
                         help="auto: logits for classification, features for dense tasks")
-    parser.add_argument("--batch-size", type=int, default=None, help="default: the task's")
+    parser.add_argument("--batch-size", type=positive_int, default=None, help="default: the task's")
     parser.add_argument("--requant", default="pixel", choices=("pixel", "dct"))
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--threads", type=int, default=1)
@@ -172,4 +174,4 @@ def plot(result: dict, out: Path) -> str:
 
 
 if __name__ == "__main__":
-    main()
+    sys.exit(run_command("mitigation_study.py", main))

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import importlib.util
 import json
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -70,3 +72,22 @@ def test_equal_bpp_interpolation():
     at_bpp = script("joint_vs_frozen").at_bpp
     assert at_bpp([(0.1, 10.0), (0.4, 30.0)], 0.2) == pytest.approx(20.0)  # halfway in log2: 0.1 -> 0.2 -> 0.4
     assert at_bpp([(0.1, 10.0), (0.4, 30.0)], 0.5) is None
+
+
+@pytest.mark.parametrize("script, args, flag", [
+    ("joint_vs_frozen.py", ["--quick", "--qualities", "9"], "--qualities"),
+    ("cpt_vs_npt.py", ["--quick", "--q0-epochs", "0"], "--q0-epochs"),
+    ("mitigation_study.py", ["--quick", "--task", "nope"], "--task"),
+    ("gpu_check.py", ["--dry-run", "--crop", "40"], "--crop"),
+])
+def test_study_scripts_refuse_bad_input_in_one_line(tmp_path, script, args, flag):
+    """A wrong value ends with one line naming the flag, status 2, no traceback, nothing written."""
+    output = tmp_path / "out"
+    extra = [] if script == "gpu_check.py" else ["--output", str(output)]
+    result = subprocess.run([sys.executable, str(BENCHMARKS / script), *args, *extra],
+                            capture_output=True, text=True, timeout=300, cwd=tmp_path)
+    assert result.returncode == 2
+    assert "Traceback" not in result.stderr
+    last = result.stderr.strip().splitlines()[-1]
+    assert last.startswith(f"{script}: error:") and flag in last
+    assert not output.exists()

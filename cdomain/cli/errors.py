@@ -6,12 +6,24 @@ Errors that are not the user's (bugs) are re-raised with their traceback.
 from __future__ import annotations
 
 import errno
+import argparse
 import sys
 from dataclasses import fields
 from typing import Callable
 
 from cdomain.atomic import tidy_on_failure
 from cdomain.errors import CdomainError, ConfigError
+
+
+def positive_int(text: str) -> int:
+    """An argparse type: a whole number >= 1."""
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a whole number, got {text!r}") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be >= 1, got {value}")
+    return value
 
 
 def option_text(option: str) -> str:
