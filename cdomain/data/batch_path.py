@@ -50,10 +50,12 @@ def pack_sample(
     of every component of ``image``; its tables are checked once here, for the whole file."""
     top, left, rows, cols = box
     ry, rx = check_layout(image, layout, rows, cols)
-    file_tables(image)  # entries 1..65535, once per file
+    tables = np.array(image.quant_tables)
+    if tables.dtype != np.uint16 or tables.shape[1:] != (8, 8) or not tables.all():
+        file_tables(image)  # raises unless every entry is in 1..65535
+        tables = tables.astype(np.uint16)
     if image.num_components > 1:
         luma, chroma = _host.pack_colour(image.coefficients, box, (ry, rx), flip, fbs)
-        tables = np.stack(image.quant_tables).astype(np.uint16)
     else:
         luma, chroma = _host.pack_region(image.y, top, left, rows, cols, flip, fbs), None
         tables = np.ones((3, 8, 8), np.uint16)

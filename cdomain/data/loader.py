@@ -38,6 +38,7 @@ from cdomain.data.dct_transforms import (
     ChannelStats,
     Region,
     SampleRandom,
+    crop_blocks,
     hflip_image,
     locate_region,
     random_scaled_region,
@@ -48,6 +49,7 @@ from cdomain.data.dct_transforms import (
 from cdomain.data.folder import DataSource, SampleList, resolve_source
 from cdomain.jpeg.errors import JPEGError, UnsupportedFormat
 from cdomain.jpeg.image import DCTImage
+from cdomain.jpeg.native import RowsNeeded
 from cdomain.jpeg.reader import read_coefficients
 from cdomain.models.spec import InputSpec
 
@@ -97,13 +99,14 @@ class SampleDataset(Dataset):
     def load(self, index: int) -> tuple[Any, Any]:
         raise NotImplementedError
 
-    def read(self, path: str) -> DCTImage:
+    def read(self, path: str, rows: RowsNeeded | None = None) -> DCTImage:
         """Read ``path`` (``strict`` or lenient); a file refused as an unsupported format is read
         from its transcoded copy in the ``transcode`` cache folder when one is set, and noted.
         Every dataset of JPEG files reads through here, so ``--lenient`` and ``--transcode`` mean
-        the same for all of them."""
+        the same for all of them. ``rows``: decode only the top of the file when it allows it
+        (see :func:`cdomain.jpeg.reader.read_coefficients`)."""
         try:
-            return read_coefficients(path, backend=self.backend, strict=self.strict)
+            return read_coefficients(path, backend=self.backend, strict=self.strict, rows=rows)
         except UnsupportedFormat as error:
             if self.transcode is None:
                 raise
@@ -322,6 +325,8 @@ class JPEGDataset(SampleDataset):
         self.epoch = 0
         self.packed = False  # the batch path: workers hand over packed int16 coefficients
         self.slots = None  # shared-memory slots for packed batches (cdomain.data.batch_slots)
+        # Files this process has decoded whole and found good: later reads stop below the crop.
+        self.checked = np.zeros(len(samples), dtype=bool)
 
     def load(self, index: int):
         inputs, region = self.load_packed(index) if self.packed else self.load_region(index)
@@ -344,8 +349,7 @@ class JPEGDataset(SampleDataset):
         requantization is left to the batch (its target tables travel with the sample)."""
         from cdomain.data.batch_path import pack_sample
 
-        image = self.read(self.samples.paths[index])
-        rng = SampleRandom(self.seed, self.epoch, index)
+        image, plan, rng = self._read_planned(index)
         targets = None
         rescaled = self.augment and self.scale is not None
         if self.transform is not None:
@@ -358,26 +362,61 @@ class JPEGDataset(SampleDataset):
         if rescaled:  # RandomResizedCrop-like: cut and downscale in the worker, pack all of it
             image, region = random_scaled_region(image, self.crop, rng, self.scale, self.small)
             image, box, _ = plan_region(image, self.crop, None, self.small)
-        else:
+        elif plan is None:
             image, box, region = plan_region(image, self.crop, rng if self.augment else None, self.small)
+        else:
+            box, region = plan
         flipped = self.augment and self.flip and rng.random() < 0.5
         if flipped:
             region = Region(region.top, region.left, region.height, region.width, flipped=True)
         return pack_sample(image, self.fbs, self.layout, box, flipped, targets), region
+
+    def _read_planned(self, index: int) -> tuple[DCTImage, tuple[tuple[int, int, int, int], Region] | None, SampleRandom]:
+        """Read sample ``index``; also its crop ``(box, region)`` where that was planned while
+        reading (else None), and its random generator, positioned after the crop's draws if so.
+
+        A plain crop (no transform, no rescaling) of a file this process has already decoded
+        whole, strictly and without fault, is planned from the file's header, and decoding
+        stops at the crop's last block row: the crop and the coefficients it holds are the
+        same as after a whole decode, and a corrupt file is still refused the first time it is
+        read (decoding the part below the crop is about a fifth of an ImageNet-like file's).
+        """
+        path = self.samples.paths[index]
+        rng = SampleRandom(self.seed, self.epoch, index)
+        plain = self.crop is not None and self.transform is None and not (self.augment and self.scale is not None)
+        if not (plain and self.checked[index]):
+            image = self.read(path)
+            self.checked[index] = self.strict and self.backend != "jpeglib"
+            return image, None, rng
+        plan = None
+
+        def rows(shell: DCTImage) -> int | None:
+            nonlocal plan
+            padded, box, region = plan_region(shell, self.crop, rng if self.augment else None, self.small)
+            if padded is not shell:  # smaller than the crop: the padding needs every block
+                return None
+            plan = box, region
+            return box[0] + box[2]
+
+        image = self.read(path, rows)
+        if plan is None:  # not planned (a progressive file, say), or the draws were for nothing
+            rng = SampleRandom(self.seed, self.epoch, index)
+        return image, plan, rng
 
     def load_region(self, index: int, stats: bool = True) -> tuple[np.ndarray | tuple[np.ndarray, np.ndarray], Region]:
         """Read, transform, crop, flip and lay out sample ``index``; also say which region.
 
         ``stats=False`` skips normalisation (used to compute the statistics).
         """
-        image = self.read(self.samples.paths[index])
-        rng = SampleRandom(self.seed, self.epoch, index)
+        image, plan, rng = self._read_planned(index)
         if self.transform is not None:
             image = self.transform(image, rng)
         if self.augment and self.scale is not None:  # RandomResizedCrop-like: downscale by 1, 2 or 4
             image, region = random_scaled_region(image, self.crop, rng, self.scale, self.small)
-        else:
+        elif plan is None:
             image, region = locate_region(image, self.crop, rng if self.augment else None, self.small)
+        else:
+            image, region = crop_blocks(image, *plan[0]), plan[1]
         if self.augment and self.flip and rng.random() < 0.5:
             image = hflip_image(image)
             region = Region(region.top, region.left, region.height, region.width, flipped=True)

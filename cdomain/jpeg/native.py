@@ -65,6 +65,8 @@ before allocating) times the number of scans; nothing loops on corrupt data.
 
 from __future__ import annotations
 
+from typing import Callable
+
 import numpy as np
 from numba import njit
 from numba.cpython.unsafe.numbers import trailing_zeros
@@ -84,6 +86,7 @@ _ZZ = np.ascontiguousarray(ZIGZAG, dtype=np.int64)
 _ZZ_U = _ZZ.astype(np.uint64)  # for unsigned indexing, which skips negative-index handling
 _NO_BUFFER = np.zeros(0, dtype=np.int16)
 _NO_MASKS = np.zeros(0, dtype=np.int64)
+_NO_TABLES = np.zeros((0, 64), dtype=np.uint16)
 
 # Error codes returned by the compiled code; _MESSAGES turns them into JPEGError causes.
 OK = 0
@@ -189,7 +192,7 @@ _C_H, _C_V, _C_BW, _C_BH, _C_OFF, _C_DC, _C_AC, _C_INDEX = range(8)
 _G_ID, _G_H, _G_V, _G_BW, _G_BH, _G_OFF, _G_TQ = range(7)
 
 
-def decode(data: bytes, source: str = "<bytes>", *, strict: bool = True) -> DCTImage:
+def decode(data: bytes, source: str = "<bytes>", *, strict: bool = True, rows: RowsNeeded | None = None) -> DCTImage:
     """Decode a whole JPEG file held in ``data`` to its quantized DCT coefficients.
 
     ``strict`` (the default) raises :class:`JPEGError` naming ``source`` and the cause for
@@ -197,14 +200,25 @@ def decode(data: bytes, source: str = "<bytes>", *, strict: bool = True) -> DCTI
     ``strict=False`` recovers from corrupt or truncated entropy-coded data as libjpeg does
     (see :data:`LENIENT_TAIL` and the module docstring) and raises only where libjpeg stops
     with an error. A file strict decoding accepts is never decoded a second time.
+
+    ``rows`` lets a caller that uses only the top of the image stop early: it is called once
+    the headers are read, with the image as it will be returned but not yet decoded (shapes and
+    sampling final, coefficients and tables still zero), and returns how many luma block rows from
+    the top it needs, or None for all. In a sequential file with one scan, decoding then stops
+    after the MCU row that completes them; the blocks below stay zero, and the rest of the file
+    is not read, so corruption there goes unnoticed. Other files decode whole. A caller that
+    must refuse corrupt files decodes each one whole once first.
     """
     try:
-        return _decode(data, source, False)
+        return _decode(data, source, False, rows)
     except JPEGError:
         if strict:
             raise
-    return _decode(data + LENIENT_TAIL, source, True)
+    return _decode(data + LENIENT_TAIL, source, True, None)
 
+
+#: Called with the undecoded image; returns the luma block rows the caller needs (None: all).
+RowsNeeded = Callable[[DCTImage], "int | None"]
 
 #: Appended to the data in lenient mode: libjpeg's file source inserts a fake EOI marker
 #: (FF D9) whenever it is asked for bytes past the end of the file, so a truncated file reads
@@ -212,36 +226,51 @@ def decode(data: bytes, source: str = "<bytes>", *, strict: bool = True) -> DCTI
 LENIENT_TAIL = b"\xff\xd9" * 32770
 
 
-def _decode(data: bytes, source: str, lenient: bool) -> DCTImage:
+def _decode(data: bytes, source: str, lenient: bool, rows: RowsNeeded | None) -> DCTImage:
     buffer = np.frombuffer(data, dtype=np.uint8)
+    strictness = True if lenient else None
     # First call: headers up to the first scan, validated; it returns the buffer size needed.
-    # NumPy allocates it (calloc: pages of a huge frame that the data never reaches are never
-    # touched), and the second call decodes into it.
+    # NumPy allocates the buffers (calloc: pages of a huge frame that the data never reaches
+    # are never touched), the image is made over them, and the second call decodes into them.
     err, arg, pos, scans, frame, geometry, coef, quant = _decode_jpeg(
-        buffer, _NO_BUFFER, _NO_MASKS, MAX_PIXELS, MAX_SCANS, True if lenient else None)
+        buffer, _NO_BUFFER, _NO_MASKS, _NO_TABLES, MAX_PIXELS, MAX_SCANS, strictness, -1)
     if err == E_NEED_BUFFER:
+        coef = np.zeros(arg + 64, dtype=np.int16)
         masks = np.zeros(arg // 64 + 1, dtype=np.int64) if frame[2] else _NO_MASKS
+        quant = np.zeros((geometry.shape[0], 64), dtype=np.uint16)
+        image = _image(coef, geometry, quant, frame, source)
+        stop = -1
+        if rows is not None and not frame[2]:
+            needed = rows(image)
+            stop = -1 if needed is None else max(int(needed), 0)
         err, arg, pos, scans, frame, geometry, coef, quant = _decode_jpeg(
-            buffer, np.zeros(arg + 64, dtype=np.int16), masks, MAX_PIXELS, MAX_SCANS, True if lenient else None)
-    if err != OK:
-        if not lenient:
-            parse_header(data, source)  # raises with its own message where it sees the cause
-        else:
-            _unsupported_feature(data[: -len(LENIENT_TAIL)], source)
-        cause = _MESSAGES[int(err)].format(arg=int(arg))
-        where = f"scan {int(scans)}, byte {int(pos)}" if scans > 0 else f"byte {int(pos)}"
-        raise JPEGError(source, f"{cause} ({where})")
-    rows = geometry.tolist()
-    tables = quant.reshape(-1, 8, 8)
+            buffer, coef, masks, quant, MAX_PIXELS, MAX_SCANS, strictness, stop)
+        if err == OK:
+            return image
+    if not lenient:
+        parse_header(data, source)  # raises with its own message where it sees the cause
+    else:
+        _unsupported_feature(data[: -len(LENIENT_TAIL)], source)
+    cause = _MESSAGES[int(err)].format(arg=int(arg))
+    where = f"scan {int(scans)}, byte {int(pos)}" if scans > 0 else f"byte {int(pos)}"
+    raise JPEGError(source, f"{cause} ({where})")
+
+
+def _image(coef: np.ndarray, geometry: np.ndarray, quant: np.ndarray, frame: np.ndarray, source: str) -> DCTImage:
+    """The :class:`DCTImage` over the decoder's buffers (views, no copies)."""
+    parts, tables, sampling = [], [], []
+    for index, (_, h, v, bw, bh, offset, _) in enumerate(geometry.tolist()):  # columns _G_*
+        parts.append(coef[offset : offset + bh * bw * 64].reshape(bh, bw, 8, 8))
+        tables.append(quant[index].reshape(8, 8))
+        sampling.append((v, h))
     height, width, progressive = frame.tolist()
     return DCTImage(
-        coefficients=tuple(coef[row[_G_OFF] : row[_G_OFF] + row[_G_BH] * row[_G_BW] * 64]
-                           .reshape(row[_G_BH], row[_G_BW], 8, 8) for row in rows),
-        quant_tables=tuple(tables[i] for i in range(len(rows))),
-        sampling=tuple((row[_G_V], row[_G_H]) for row in rows),
+        coefficients=tuple(parts),
+        quant_tables=tuple(tables),
+        sampling=tuple(sampling),
         height=height,
         width=width,
-        color_space="gray" if len(rows) == 1 else "YCbCr",
+        color_space="gray" if len(parts) == 1 else "YCbCr",
         progressive=bool(progressive),
         source=source,
     )
@@ -475,22 +504,27 @@ def _next_marker(data, pos):
 
 
 @njit(nogil=True, cache=True)
-def _decode_jpeg(data, coef, nz, max_pixels, max_scans, lenient):
-    """Decode a whole JPEG stream into ``coef``.
+def _decode_jpeg(data, coef, nz, tables, max_pixels, max_scans, lenient, stop_rows):
+    """Decode a whole JPEG stream into ``coef`` and ``tables``.
 
     ``coef`` receives every component's blocks one after the other (int16, natural order) plus
-    one scratch block; ``nz`` (progressive files only) one zeroed int64 per block of ``coef``.
-    Given empty arrays, the walk stops at the first scan and returns ``E_NEED_BUFFER`` with
-    the number of coefficients as the argument.
+    one scratch block; ``nz`` (progressive files only) one zeroed int64 per block of ``coef``;
+    ``tables`` (uint16 ``[components, 64]``) each component's quantization table. Given empty
+    arrays, the walk stops at the first scan and returns ``E_NEED_BUFFER`` with the number of
+    coefficients as the argument.
 
     Returns ``(error, argument, byte offset, scans, frame, geometry, coef, quant)``: ``frame``
     is ``(height, width, progressive)``, ``geometry`` one row per component (columns ``_G_*``),
-    ``quant`` each component's quantization table (natural order).
+    ``quant`` is ``tables`` once the first scan is reached.
 
     ``lenient``: None decodes strictly; True recovers from corrupt data as libjpeg does. None
     rather than False, so that Numba compiles the strict specialisation with every lenient
     branch pruned (``lenient is None`` is a constant for a None-typed argument): the strict
     loops are the ones without the recovery code.
+
+    ``stop_rows`` >= 0: in a sequential file whose one scan codes every component, stop after
+    the MCU row that completes luma block row ``stop_rows - 1`` and return; blocks below stay
+    as they are and the rest of the stream is not read. Other files, and -1, decode whole.
     """
     n = data.shape[0]
     zz = _ZZ
@@ -580,12 +614,12 @@ def _decode_jpeg(data, coef, nz, max_pixels, max_scans, lenient):
                 if err != OK:
                     break
                 geometry, total = _frame_geometry(frame, sof, ncomp)
-                if coef.shape[0] != total + 64 or (frame[2] != 0 and
-                                                   nz.shape[0] != coef.shape[0] // 64):
+                if (coef.shape[0] != total + 64 or tables.shape[0] != ncomp
+                        or (frame[2] != 0 and nz.shape[0] != coef.shape[0] // 64)):
                     err = E_NEED_BUFFER
                     arg = total
                     break
-                quant = np.zeros((ncomp, 64), dtype=np.uint16)
+                quant = tables
                 hmax = np.int64(1)
                 vmax = np.int64(1)
                 for i in range(ncomp):
@@ -617,9 +651,15 @@ def _decode_jpeg(data, coef, nz, max_pixels, max_scans, lenient):
                     latched[ci] = True
             scratch = coef.shape[0] - 64
             if kind == _SEQUENTIAL:
+                partial = single_scan and 0 <= stop_rows
+                if partial:  # MCU rows (blocks of luma in a one-component scan) to decode
+                    per_row = geometry[0, _G_V] if ncomp > 1 else np.int64(1)
+                    sy = min(sy, -(-stop_rows // per_row))
                 err, code, pos = _sequential_scan(data, end, coef, comps, sx, sy, restart,
                                                   scratch, lut, fast, maxcode, valoff, vals,
-                                                  _ZZ_U, lenient)
+                                                  _ZZ_U, lenient, partial)
+                if partial and err == OK:
+                    break
             else:
                 err, code, pos = _progressive_scan(data, end, coef, nz, comps, sx, sy, restart,
                                                    scratch, kind, ss, se, al, lut, fast,
@@ -1003,8 +1043,11 @@ def _restart(data, pos, bits, pad, mpos, rst):
 
 @njit(nogil=True, cache=True)
 def _sequential_scan(data, pos, coef, comps, mcus_x, mcus_y, restart, scratch,
-                     lut, fast, maxcode, valoff, vals, zz, lenient):
+                     lut, fast, maxcode, valoff, vals, zz, lenient, partial):
     """Decode one baseline/extended sequential scan (T.81 Annex F) into ``coef``.
+
+    ``partial``: ``mcus_y`` is fewer MCU rows than the scan has; return OK after them, without
+    looking for the end of the scan.
 
     Returns ``(error, next marker code or error argument, offset)``.
     """
@@ -1142,6 +1185,8 @@ def _sequential_scan(data, pos, coef, comps, mcus_x, mcus_y, restart, scratch,
                             if lenient is None:
                                 return E_DATA_EXHAUSTED, np.int64(0), pos
                             insufficient = True
+    if partial:
+        return OK, np.int64(0), pos
     if lenient is not None:
         return _after_scan(data, pos, mpos)
     return _end_of_interval(data, pos, bits, pad, mpos)

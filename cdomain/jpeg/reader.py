@@ -44,7 +44,9 @@ Source = Union[str, "os.PathLike[str]", bytes, bytearray, memoryview, BinaryIO]
 BACKENDS = ("auto", "native", "jpeglib")
 
 
-def read_coefficients(src: Source, *, backend: str = "auto", strict: bool = True) -> DCTImage:
+def read_coefficients(
+    src: Source, *, backend: str = "auto", strict: bool = True, rows: native.RowsNeeded | None = None
+) -> DCTImage:
     """Decode a JPEG as far as its quantized DCT coefficients.
 
     Args:
@@ -56,6 +58,11 @@ def read_coefficients(src: Source, *, backend: str = "auto", strict: bool = True
         strict: native backend only. True (the default) refuses corrupt entropy-coded data;
             False recovers from it as libjpeg does (the coefficients libjpeg returns, bit for
             bit) and raises only where libjpeg stops with an error.
+        rows: native backend only: for a caller that uses only the top of the image (a loader
+            cutting a crop). Called with the image before its coefficients are decoded, it
+            returns the luma block rows needed from the top (None: all), and a sequential
+            file with one scan is decoded only that far; the blocks below stay zero and the
+            rest of the file is not checked (see :func:`cdomain.jpeg.native.decode`).
 
     Raises:
         JPEGError: the source is missing, not a JPEG, truncated, corrupt, or uses an unsupported
@@ -68,7 +75,7 @@ def read_coefficients(src: Source, *, backend: str = "auto", strict: bool = True
         raise ValueError(f"unknown backend {backend!r}; choose from {', '.join(BACKENDS)}")
     data, source, path = _load(src)
     if backend in ("auto", "native"):
-        return native.decode(data, source, strict=strict)
+        return native.decode(data, source, strict=strict, rows=rows)
     header = parse_header(data, source)
     return _decode_with_jpeglib(data, header, path)
 
