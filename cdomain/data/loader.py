@@ -159,9 +159,18 @@ def guarded_collate(dataset: SampleDataset):
         if failed or not good:
             return None, None, bad, failed
         inputs, targets = dataset.collate(good)
+        if isinstance(targets, torch.Tensor) and targets.numel() <= BY_VALUE and torch.utils.data.get_worker_info():
+            targets = targets.numpy()  # pickled with the batch: no shared-memory file to hand over
         return inputs, targets, bad, failed
 
     return collate
+
+
+#: Targets of at most this many values (class labels) leave a worker as a NumPy array, pickled
+#: by value. A tensor would travel as a new shared-memory file whose descriptor the main process
+#: fetches over an authenticated connection: about as much main-process time per batch as the
+#: batch kernel, for 64 labels.
+BY_VALUE = 4096
 
 
 class EpochSampler(torch.utils.data.Sampler):
@@ -278,7 +287,7 @@ class EpochLoader:
                 self.skipped_files.extend(item for item in bad if isinstance(item, BadSample))
                 self.transcoded_files.extend(item for item in bad if isinstance(item, TranscodedSample))
                 if inputs is not None:
-                    yield inputs, targets
+                    yield inputs, torch.from_numpy(targets) if isinstance(targets, np.ndarray) else targets
         finally:
             self.dataset.epoch += 1
 

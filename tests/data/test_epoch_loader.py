@@ -47,3 +47,34 @@ def test_workers_persist_and_results_do_not_depend_on_them():
     # each epoch is a new permutation of all samples
     orders = [epoch[:, 2].tolist() for epoch in serial]
     assert all(sorted(order) == list(map(float, range(10))) for order in orders) and orders[0] != orders[1]
+
+
+class Targets(SampleDataset):
+    """Sample i: a one-value input and a target of ``size`` values (a label, or a map)."""
+
+    def __init__(self, size: int) -> None:
+        self.size, self.epoch = size, 0
+
+    def __len__(self) -> int:
+        return 6
+
+    def load(self, index: int):
+        return torch.tensor([float(index)]), torch.full((self.size,), index)
+
+    def collate(self, items):
+        return torch.stack([item[0] for item in items]), torch.stack([item[1] for item in items]).squeeze(1)
+
+
+def test_small_targets_leave_workers_by_value_and_arrive_as_tensors(monkeypatch):
+    from cdomain.data import loader as module
+
+    for size in (1, module.BY_VALUE + 1):
+        batches = list(EpochLoader(Targets(size), batch_size=3, shuffle=False, workers=1))
+        assert all(isinstance(t, torch.Tensor) for _, t in batches)
+        assert torch.cat([t.reshape(len(t), -1)[:, 0] for _, t in batches]).tolist() == list(range(6))
+    # In a worker, labels are handed over as a NumPy array (pickled by value), maps as tensors.
+    monkeypatch.setattr(torch.utils.data, "get_worker_info", lambda: object())
+    for size, kind in ((1, np.ndarray), (module.BY_VALUE + 1, torch.Tensor)):
+        dataset = Targets(size)
+        _, targets, _, _ = module.guarded_collate(dataset)([dataset[0], dataset[1]])
+        assert type(targets) is kind
