@@ -99,7 +99,7 @@ def _load(src: Source) -> tuple[bytes, str, str | None]:
     if isinstance(src, (str, os.PathLike)):
         path = os.fspath(src)
         try:
-            with open(path, "rb") as handle:
+            with open(path, "rb", buffering=0) as handle:  # raw: no read-ahead buffer to fill and drop
                 return _read_jpeg(handle, path, rewind=True), path, path
         except OSError as error:
             raise JPEGError(path, f"cannot read file: {error.strerror or error}") from error
@@ -122,6 +122,9 @@ def _read_jpeg(handle: BinaryIO, source: str, *, rewind: bool = False) -> bytes:
         raise non_jpeg_error(head, source)
     if len(head) < HEAD_BYTES:
         return head
+    if rewind and isinstance(handle, io.FileIO) and handle.seekable():  # readall reads to the end
+        handle.seek(0)
+        return handle.readall()
     if rewind and handle.seekable():
         handle.seek(0)
         return _read_chunk(handle, -1, source)
