@@ -346,11 +346,18 @@ class SampleRandom:
 
     def __init__(self, seed: int, epoch: int, index: int) -> None:
         self._key = (int(seed), int(epoch), int(index))
-        state = 0
-        for part in self._key:
-            state = self._mix((state ^ (part & self._MASK)) + self._GAMMA)
-        self._state = state
+        state = self._prefix(self._key[0], self._key[1])
+        self._state = self._mix((state ^ (self._key[2] & self._MASK)) + self._GAMMA)
         self._generator = None
+
+    @classmethod
+    @functools.lru_cache(maxsize=16)
+    def _prefix(cls, seed: int, epoch: int) -> int:
+        """The state after mixing in ``seed`` and ``epoch`` (the same for a whole epoch)."""
+        state = 0
+        for part in (seed, epoch):
+            state = cls._mix((state ^ (part & cls._MASK)) + cls._GAMMA)
+        return state
 
     @classmethod
     def _mix(cls, x: int) -> int:

@@ -523,6 +523,11 @@ class JPEGLoader(EpochLoader):
 
     Iterating yields ``(inputs, labels)``; each pass over the loader is one epoch and advances
     the epoch counter used for shuffling and augmentation.
+
+    A plain crop (no ``transform``, no ``scale``) of a file the loader's process has already
+    decoded whole, strictly and without fault, is planned from the file's header and decoded only
+    down to the crop's last block row (``read_coefficients(..., rows=)``); the first read of
+    every file is whole, so corrupt files are refused as before, and batches do not change.
     """
 
     input = "dct"
