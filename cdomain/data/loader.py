@@ -299,6 +299,9 @@ TargetFn = Callable[[int, Region], Any]
 
 Inputs = torch.Tensor | tuple[torch.Tensor, torch.Tensor]
 
+#: A crop planned while reading: the luma-block box ``(top, left, rows, cols)`` and its region.
+CropPlan = tuple[tuple[int, int, int, int], Region]
+
 
 class JPEGDataset(SampleDataset):
     """JPEG samples: ``(inputs, target)`` per index (see :class:`EpochLoader`)."""
@@ -380,7 +383,7 @@ class JPEGDataset(SampleDataset):
             region = Region(region.top, region.left, region.height, region.width, flipped=True)
         return pack_sample(image, self.fbs, self.layout, box, flipped, targets), region
 
-    def _read_planned(self, index: int) -> tuple[DCTImage, tuple[tuple[int, int, int, int], Region] | None, SampleRandom]:
+    def _read_planned(self, index: int) -> tuple[DCTImage, CropPlan | None, SampleRandom]:
         """Read sample ``index``; also its crop ``(box, region)`` where that was planned while
         reading (else None), and its random generator, positioned after the crop's draws if so.
 
