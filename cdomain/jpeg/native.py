@@ -206,8 +206,9 @@ def decode(data: bytes, source: str = "<bytes>", *, strict: bool = True, rows: R
     sampling final, coefficients and tables still zero), and returns how many luma block rows from
     the top it needs, or None for all. In a sequential file with one scan, decoding then stops
     after the MCU row that completes them; the blocks below stay zero, and the rest of the file
-    is not read, so corruption there goes unnoticed. Other files decode whole. A caller that
-    must refuse corrupt files decodes each one whole once first.
+    is not read, so corruption there goes unnoticed. Other files, and rows that reach the last
+    MCU row, decode (and check) whole. A caller that must refuse corrupt files decodes each one
+    whole once first.
     """
     try:
         return _decode(data, source, False, rows)
@@ -524,7 +525,8 @@ def _decode_jpeg(data, coef, nz, tables, max_pixels, max_scans, lenient, stop_ro
 
     ``stop_rows`` >= 0: in a sequential file whose one scan codes every component, stop after
     the MCU row that completes luma block row ``stop_rows - 1`` and return; blocks below stay
-    as they are and the rest of the stream is not read. Other files, and -1, decode whole.
+    as they are and the rest of the stream is not read. Other files, -1, and rows that reach
+    the last MCU row decode (and check) the whole stream.
     """
     n = data.shape[0]
     zz = _ZZ
@@ -651,10 +653,12 @@ def _decode_jpeg(data, coef, nz, tables, max_pixels, max_scans, lenient, stop_ro
                     latched[ci] = True
             scratch = coef.shape[0] - 64
             if kind == _SEQUENTIAL:
-                partial = single_scan and 0 <= stop_rows
-                if partial:  # MCU rows (blocks of luma in a one-component scan) to decode
+                partial = False
+                if single_scan and 0 <= stop_rows:  # MCU rows (luma blocks in a one-component scan)
                     per_row = geometry[0, _G_V] if ncomp > 1 else np.int64(1)
-                    sy = min(sy, -(-stop_rows // per_row))
+                    partial = -(-stop_rows // per_row) < sy
+                    if partial:
+                        sy = -(-stop_rows // per_row)
                 err, code, pos = _sequential_scan(data, end, coef, comps, sx, sy, restart,
                                                   scratch, lut, fast, maxcode, valoff, vals,
                                                   _ZZ_U, lenient, partial)

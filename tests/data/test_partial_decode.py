@@ -6,6 +6,8 @@ of a plain crop stop at the crop's last block row. Batches must not change by it
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import numpy as np
 import pytest
 import torch
@@ -85,7 +87,7 @@ def test_first_reads_are_whole_and_later_ones_stop_below_the_crop(files, stops):
     baseline = [i for i in range(10) if i % 5 != 4 and i != 9]  # progressive and padded files decode whole
     assert [i for i, stop in enumerate(stops) if stop >= 0] == baseline
     for i in baseline:
-        assert 8 <= stops[i] < native.decode(open(files[i][0], "rb").read()).y.shape[0] + 1
+        assert 8 <= stops[i] < native.decode(Path(files[i][0]).read_bytes()).y.shape[0] + 1
 
 
 def test_a_corrupt_file_is_refused_in_every_epoch(tmp_path, files):

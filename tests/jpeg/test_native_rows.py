@@ -97,3 +97,14 @@ def test_corruption_below_the_rows_goes_unnoticed_and_above_them_does_not():
     assert np.array_equal(top.y[:2], read_coefficients(data).y[:2])
     with pytest.raises(JPEGError):
         read_coefficients(cut, rows=lambda shell: shell.y.shape[0])
+
+
+def test_rows_that_reach_the_bottom_check_the_whole_file():
+    data = pillow_bytes(make_image(40, 48, "photo", 6), quality=90, subsampling="4:2:0")
+    assert data.endswith(b"\xff\xd9")
+    cut = data[:-2]  # no EOI: refused once the whole stream is read
+    with pytest.raises(JPEGError):
+        read_coefficients(cut)
+    assert read_coefficients(cut, rows=lambda shell: 2).y[:2].any()
+    with pytest.raises(JPEGError):
+        read_coefficients(cut, rows=lambda shell: shell.y.shape[0])
