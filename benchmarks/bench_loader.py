@@ -50,6 +50,7 @@ from PIL import Image
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from bench_decode import photo_like  # noqa: E402
 
+from cdomain.cli.errors import positive_int  # noqa: E402
 from cdomain.data.dct_transforms import ChannelStats, SampleRandom  # noqa: E402
 from cdomain.data.folder import image_folder  # noqa: E402
 from cdomain.data.loader import DCTLoader, EpochLoader, RGBLoader, SampleDataset  # noqa: E402
@@ -223,13 +224,17 @@ def paired(results: dict[str, dict[int, list[float]]], top: tuple[str, int], bot
 def main(argv: list[str] | None = None) -> dict:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--quick", action="store_true", help="128 images, 3 rounds (about a minute on a quiet machine)")
-    parser.add_argument("--images", type=int, default=640)
-    parser.add_argument("--rounds", type=int, default=5)
-    parser.add_argument("--batch", type=int, default=64)
-    parser.add_argument("--fbs", type=int, default=16)
+    parser.add_argument("--images", type=positive_int, default=640)
+    parser.add_argument("--rounds", type=positive_int, default=5)
+    parser.add_argument("--batch", type=positive_int, default=64)
+    parser.add_argument("--fbs", type=positive_int, default=16, help="1..64")
     parser.add_argument("--workers", type=int, nargs="+", default=[0, 1, 2])
     parser.add_argument("--json", type=Path, help="also write the figures here")
     args = parser.parse_args(argv)
+    if args.fbs > 64:
+        parser.error(f"argument --fbs: must be in 1..64, got {args.fbs}")
+    if min(args.workers) < 0:
+        parser.error(f"argument --workers: must be >= 0, got {min(args.workers)}")
     if args.quick:
         args.images, args.rounds = 128, 3
     # One torch thread, as in DataLoader workers: the Pillow arm's per-image tensor ops would

@@ -31,3 +31,14 @@ def test_a_tiny_run_prints_the_targets_and_writes_json(tmp_path):
     figures = json.loads(report.read_text())
     assert set(figures["checks"]) == {"dct_vs_decoder_w0", "dct_vs_best_rgb_w0"}
     assert all(len(v["0"]) == 2 and min(v["0"]) > 0 for v in figures["all"].values())
+
+
+def test_bad_values_are_refused_in_one_line(tmp_path):
+    for flags, name in ((["--rounds", "0"], "--rounds"), (["--images", "-3"], "--images"),
+                        (["--workers", "0", "-1"], "--workers"), (["--fbs", "65"], "--fbs")):
+        result = subprocess.run([sys.executable, str(ROOT / "benchmarks" / "bench_loader.py"), *flags],
+                                capture_output=True, text=True, timeout=120, cwd=tmp_path)
+        last = result.stderr.strip().splitlines()[-1]
+        assert result.returncode == 2 and "Traceback" not in result.stderr, result.stderr
+        assert last.startswith(f"bench_loader.py: error: argument {name}:")
+        assert not any(tmp_path.iterdir())
