@@ -164,3 +164,21 @@ def test_batches_dropped_by_the_caller_are_recycled(mixed_files):
         addresses.append(x.data_ptr())
         del x
     assert len(set(addresses)) <= 3 < len(addresses)
+
+
+def test_output_buffers_outlive_an_epoch(mixed_files):
+    """The loader keeps its output pool between epochs: a later epoch hands out the tensors of
+    the first again (new ones would be new memory to fault in, megabytes per batch)."""
+    import weakref
+
+    loader = DCTLoader(mixed_files, batch_size=2, fbs=8, crop=(32, 32), augment=True, seed=4, device="cpu")
+    first = []
+    for x, _ in loader:
+        first.append(weakref.ref(x))
+        del x
+    later = []
+    for _ in range(2):
+        for x, _ in loader:
+            later.append(any(ref() is x for ref in first))
+            del x
+    assert later and all(later)
