@@ -234,14 +234,18 @@ def dequantize_select(
 def _pack_region(coef, top, left, height, width, flip, zz, out):
     """``out [n, height, width]``: plane ``k`` holds zigzag frequency ``zz[k]`` of the region of
     ``coef [bh, bw, 64]``, mirrored when ``flip`` (reversed block columns, odd horizontal
-    frequencies negated as in ``_hflip``). Plane by plane, so the writes are sequential."""
-    for k in range(zz.shape[0]):
-        z = zz[k]
-        sign = _HFLIP_SIGN[z] if flip else np.int16(1)
-        for i in range(height):
-            for j in range(width):
-                source = left + width - 1 - j if flip else left + j
-                out[k, i, j] = coef[top + i, source, z] * sign
+    frequencies negated as in ``_hflip``). Block by block, each source block read once: on
+    coefficients just decoded (the loaders' case) about a tenth faster than plane by plane."""
+    n = zz.shape[0]
+    signs = np.empty(n, np.int16)
+    for k in range(n):
+        signs[k] = _HFLIP_SIGN[zz[k]] if flip else np.int16(1)
+    for i in range(height):
+        row = coef[top + i]
+        for j in range(width):
+            block = row[left + width - 1 - j if flip else left + j]
+            for k in range(n):
+                out[k, i, j] = block[zz[k]] * signs[k]
 
 
 def pack_region(coef: np.ndarray, top: int, left: int, height: int, width: int, flip: bool,
