@@ -518,7 +518,8 @@ class JPEGLoader(EpochLoader):
             coefficients, and one batched kernel call on ``device`` (``"cuda"``: Numba CUDA on
             torch's current stream; ``"cpu"``: the Numba CPU kernels) makes the inputs,
             identical to those of the default per-sample path (``device=None``). Inputs then
-            arrive on ``device``; targets stay on the CPU.
+            arrive on ``device``; targets stay on the CPU. On the CPU a few output buffers are
+            reused for the loader's life, each only once nothing outside holds it.
         strict: False decodes corrupt JPEG data as libjpeg does (``read_coefficients``).
         transcode: a cache folder: files refused as an unsupported format (CMYK, RGB-coded,
             12-bit, PNG, ...) are read from YCbCr JPEG copies written there
