@@ -161,17 +161,14 @@ class BatchChannels:
     path of :class:`cdomain.data.loader.DCTLoader` gives, bit for bit.
     """
 
-    def __init__(self, fbs: int, layout: str, stats: ChannelStats | None, device: Any,
-                 outputs: "RecycledOutputs | None" = None) -> None:
+    def __init__(self, fbs: int, layout: str, stats: ChannelStats | None, device: Any) -> None:
         self.fbs, self.layout, self.stats = fbs, layout, stats
         self.device = torch.device(device)
         # On the CPU every fresh output is new memory the kernel must fault in page by page
-        # (megabytes per batch); outputs nobody holds any more are written again instead, from
-        # ``outputs`` when given (a loader keeps one pool across its epochs). On a GPU torch's
+        # (megabytes per batch); outputs nobody holds any more are written again instead, for
+        # as long as this object lives (a loader keeps one across its epochs). On a GPU torch's
         # caching allocator already reuses memory.
-        self.outputs = None
-        if self.device.type == "cpu" and RecycledOutputs.available:
-            self.outputs = RecycledOutputs() if outputs is None else outputs
+        self.outputs = RecycledOutputs() if self.device.type == "cpu" and RecycledOutputs.available else None
 
     def _empty(self, *shapes: tuple[int, ...]) -> tuple[torch.Tensor, ...]:
         if self.outputs is not None:

@@ -601,7 +601,7 @@ class JPEGLoader(EpochLoader):
         super().__init__(dataset, batch_size=batch_size, shuffle=augment if shuffle is None else shuffle, seed=seed,
                          workers=workers, drop_last=drop_last)
         self.device: torch.device | None = None
-        self._outputs = None  # the batch path's CPU outputs, reused across epochs (batch_path.RecycledOutputs)
+        self._channels = None  # the batch path's device step, kept across epochs with its output buffers
         if device is not None:
             try:
                 self.device = torch.device(device)
@@ -640,12 +640,12 @@ class JPEGLoader(EpochLoader):
         if not self.dataset.packed:
             yield from super().__iter__()
             return
-        from cdomain.data.batch_path import BatchChannels, RecycledOutputs
+        from cdomain.data.batch_path import BatchChannels
         from cdomain.data.batch_slots import SlotTicket
 
-        if self._outputs is None and self.device.type == "cpu" and RecycledOutputs.available:
-            self._outputs = RecycledOutputs()
-        channels = BatchChannels(self.dataset.fbs, self.dataset.layout, self.dataset.stats, self.device, self._outputs)
+        if self._channels is None or self._channels.stats is not self.dataset.stats:
+            self._channels = BatchChannels(self.dataset.fbs, self.dataset.layout, self.dataset.stats, self.device)
+        channels = self._channels
         for batch, targets in super().__iter__():
             if isinstance(batch, SlotTicket):  # read in place, then the slot goes back to its worker
                 yield self.dataset.slots.read(batch, channels), targets
