@@ -340,6 +340,11 @@ class JPEGDataset(SampleDataset):
         # Files this process has decoded whole and found good: later reads stop below the crop.
         self.checked = np.zeros(len(samples), dtype=bool)
 
+    @property
+    def rescales(self) -> bool:
+        """Whether samples are cut and downscaled RandomResizedCrop-like (``scale`` when augmenting)."""
+        return self.augment and self.scale is not None
+
     def load(self, index: int):
         inputs, region = self.load_packed(index) if self.packed else self.load_region(index)
         target = self.samples.labels[index] if self.target is None else self.target(index, region)
@@ -363,15 +368,14 @@ class JPEGDataset(SampleDataset):
 
         image, plan, rng = self._read_planned(index)
         targets = None
-        rescaled = self.augment and self.scale is not None
         if self.transform is not None:
             # A requantization moves to the batch unless the sample is then downscaled (the
             # per-sample path requantizes before downscaling, and so must this one).
-            batch_tables = None if rescaled else getattr(self.transform, "batch_tables", None)
+            batch_tables = None if self.rescales else getattr(self.transform, "batch_tables", None)
             targets = batch_tables(image, rng) if batch_tables is not None else None
             if targets is None:
                 image = self.transform(image, rng)
-        if rescaled:  # RandomResizedCrop-like: cut and downscale in the worker, pack all of it
+        if self.rescales:  # RandomResizedCrop-like: cut and downscale in the worker, pack all of it
             image, region = random_scaled_region(image, self.crop, rng, self.scale, self.small)
             image, box, _ = plan_region(image, self.crop, None, self.small)
         elif plan is None:
@@ -395,7 +399,7 @@ class JPEGDataset(SampleDataset):
         """
         path = self.samples.paths[index]
         rng = SampleRandom(self.seed, self.epoch, index)
-        plain = self.crop is not None and self.transform is None and not (self.augment and self.scale is not None)
+        plain = self.crop is not None and self.transform is None and not self.rescales
         if not (plain and self.checked[index]):
             image = self.read(path)
             self.checked[index] = self.strict and self.backend != "jpeglib"
@@ -423,7 +427,7 @@ class JPEGDataset(SampleDataset):
         image, plan, rng = self._read_planned(index)
         if self.transform is not None:
             image = self.transform(image, rng)
-        if self.augment and self.scale is not None:  # RandomResizedCrop-like: downscale by 1, 2 or 4
+        if self.rescales:  # RandomResizedCrop-like: downscale by 1, 2 or 4
             image, region = random_scaled_region(image, self.crop, rng, self.scale, self.small)
         elif plan is None:
             image, region = locate_region(image, self.crop, rng if self.augment else None, self.small)
