@@ -51,7 +51,7 @@ from PIL import Image
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from bench_decode import photo_like  # noqa: E402
 
-from cdomain.cli.errors import positive_int  # noqa: E402
+from cdomain.cli.errors import non_negative_int, positive_int  # noqa: E402
 from cdomain.data.dct_transforms import ChannelStats, SampleRandom  # noqa: E402
 from cdomain.data.folder import image_folder  # noqa: E402
 from cdomain.data.loader import DCTLoader, EpochLoader, RGBLoader, SampleDataset  # noqa: E402
@@ -229,13 +229,11 @@ def main(argv: list[str] | None = None) -> dict:
     parser.add_argument("--rounds", type=positive_int, default=5)
     parser.add_argument("--batch", type=positive_int, default=64)
     parser.add_argument("--fbs", type=positive_int, default=16, help="1..64")
-    parser.add_argument("--workers", type=int, nargs="+", default=[0, 1, 2])
+    parser.add_argument("--workers", type=non_negative_int, nargs="+", default=[0, 1, 2])
     parser.add_argument("--json", type=Path, help="also write the figures here")
     args = parser.parse_args(argv)
     if args.fbs > 64:
         parser.error(f"argument --fbs: must be in 1..64, got {args.fbs}")
-    if min(args.workers) < 0:
-        parser.error(f"argument --workers: must be >= 0, got {min(args.workers)}")
     if args.quick:
         args.images, args.rounds = 128, 3
     # One torch thread, as in DataLoader workers: the Pillow arm's per-image tensor ops would

@@ -35,7 +35,7 @@ import time
 from pathlib import Path
 from typing import Any, Callable
 
-from cdomain.cli.errors import positive_int
+from cdomain.cli.errors import non_negative_int, positive_int
 
 NO_GPU_MESSAGE = "gpu_check: no CUDA GPU is visible to torch (torch.cuda.is_available() is False); nothing was run"
 NO_GPU_STATUS = 3
@@ -247,7 +247,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--images", type=positive_int, default=256, help="generated photo-like images (default 256)")
     parser.add_argument("--steps", type=positive_int, default=20, help="timed training steps per network")
     parser.add_argument("--rounds", type=positive_int, default=3, help="interleaved loader epochs per path")
-    parser.add_argument("--workers", type=int, default=min(8, os.cpu_count() or 1))
+    parser.add_argument("--workers", type=non_negative_int, default=min(8, os.cpu_count() or 1))
     parser.add_argument("--json", type=Path, default=Path("gpu_check.json"))
     parser.add_argument("--batch", type=positive_int, default=64, help="batch size of every part (default 64)")
     parser.add_argument("--crop", type=positive_int, default=224, help="crop of the loader and training parts (default 224)")

@@ -79,6 +79,7 @@ def test_equal_bpp_interpolation():
     ("cpt_vs_npt.py", ["--quick", "--q0-epochs", "0"], "--q0-epochs"),
     ("mitigation_study.py", ["--quick", "--task", "nope"], "--task"),
     ("gpu_check.py", ["--dry-run", "--crop", "40"], "--crop"),
+    ("gpu_check.py", ["--dry-run", "--workers", "-1"], "--workers"),
 ])
 def test_study_scripts_refuse_bad_input_in_one_line(tmp_path, script, args, flag):
     """A wrong value ends with one line naming the flag, status 2, no traceback, nothing written."""
